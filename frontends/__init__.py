@@ -1,0 +1,1 @@
+"""Frontends built on graphc."""

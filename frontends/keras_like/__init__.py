@@ -1,0 +1,1 @@
+"""Keras-style Sequential models built as graphc graphs (see DESIGN.md)."""

@@ -1,0 +1,1 @@
+"""Turning graphs into callables: ``function``, shared variables, modes."""

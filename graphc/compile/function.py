@@ -1,0 +1,268 @@
+"""``graphc.function``: compile inputs, outputs and updates into a callable.
+
+Building a function: normalize the arguments, add default updates (random
+streams), substitute ``givens``, collect the shared variables the graph reads,
+build a FunctionGraph (a copy, so rewrites never touch the user's graph),
+rewrite it, and hand it to a backend.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from graphc.backend.reference import ReferenceProgram
+from graphc.compile.mode import Mode, get_mode
+from graphc.compile.shared import SharedVariable
+from graphc.graph.basic import Constant, Variable, ancestors, clone_graph
+from graphc.graph.fgraph import FunctionGraph
+from graphc.tensor.basic import as_tensor_variable
+
+
+class In:
+    """An explicit input with options: ``In(x, value=0.5)`` gives a default value."""
+
+    _NO_VALUE = object()
+
+    def __init__(
+        self, variable: Variable, name: str | None = None, value: Any = _NO_VALUE,
+        borrow: bool = False,
+    ) -> None:
+        if not isinstance(variable, Variable):
+            raise TypeError(f"In() wraps a symbolic variable, got {type(variable).__name__}")
+        self.variable = variable
+        self.name = name or variable.name
+        self.value = value
+        self.borrow = borrow
+
+    @property
+    def has_default(self) -> bool:
+        return self.value is not In._NO_VALUE
+
+
+class UnusedInputError(ValueError):
+    """An explicit input is not needed to compute any output or update."""
+
+
+class MissingInputError(ValueError):
+    """The outputs depend on a symbolic variable that is not an input."""
+
+
+def function(
+    inputs: Sequence[Variable | In] | None = None,
+    outputs: Variable | Sequence[Variable] | None = None,
+    updates: Mapping[Variable, Any] | Iterable[tuple[Variable, Any]] | None = None,
+    givens: Mapping[Variable, Any] | Iterable[tuple[Variable, Any]] | None = None,
+    mode: str | Mode | None = None,
+    on_unused_input: str = "raise",
+    allow_input_downcast: bool | None = None,
+    name: str | None = None,
+    no_default_updates: bool = False,
+) -> Function:
+    """Compile a callable computing ``outputs`` from ``inputs`` and applying ``updates``."""
+    ins = [i if isinstance(i, In) else In(_check_input(i)) for i in (inputs or [])]
+    seen: set[Variable] = set()
+    for i in ins:
+        if isinstance(i.variable, SharedVariable):
+            raise TypeError(
+                f"{i.variable!r} is a shared variable; it cannot be an explicit input (its value "
+                f"is supplied automatically; use givens to replace it)"
+            )
+        if isinstance(i.variable, Constant):
+            raise TypeError(f"{i.variable!r} is a constant; it cannot be an explicit input")
+        if i.variable in seen:
+            raise ValueError(f"input {i.variable!r} is given twice")
+        seen.add(i.variable)
+
+    single = outputs is not None and not isinstance(outputs, list | tuple)
+    out_list = [] if outputs is None else [outputs] if single else list(outputs)
+    out_list = [as_tensor_variable(o) for o in out_list]
+
+    update_pairs = _normalize_updates(updates)
+    if not no_default_updates:
+        update_pairs = _add_default_updates(out_list, update_pairs)
+
+    if givens:
+        pairs = list(givens.items()) if isinstance(givens, Mapping) else list(givens)
+        replace = {}
+        for old, new in pairs:
+            new = as_tensor_variable(new, dtype=old.dtype if not isinstance(new, Variable) else None)
+            if new.dtype != old.dtype or new.ndim != old.ndim:
+                raise TypeError(f"givens: {old!r} ({old.type}) cannot be replaced by {new!r} ({new.type})")
+            replace[old] = new
+        targets = out_list + [u for _, u in update_pairs]
+        new_targets, _ = clone_graph(targets, replace)
+        out_list = new_targets[: len(out_list)]
+        update_pairs = [(s, u) for (s, _), u in zip(update_pairs, new_targets[len(out_list):])]
+
+    targets = out_list + [u for _, u in update_pairs]
+    needed = ancestors(targets)
+    needed_set = set(needed)
+    shared_inputs = [v for v in needed if isinstance(v, SharedVariable)]
+    for s, _ in update_pairs:  # an updated variable is an input even if nothing reads it
+        if s not in needed_set:
+            shared_inputs.append(s)
+            needed_set.add(s)
+    shared_inputs = sorted(set(shared_inputs), key=lambda v: v.id)
+    explicit = [i.variable for i in ins]
+    explicit_set = set(explicit)
+    for var in needed:
+        if (var.owner is None and var not in explicit_set
+                and not isinstance(var, Constant | SharedVariable)):
+            raise MissingInputError(
+                f"the outputs depend on {var!r} ({var.type}), which is not among the inputs "
+                f"{explicit}; add it to the inputs or replace it with givens"
+            )
+    for var in explicit:
+        if var not in needed_set:
+            message = (
+                f"input {var!r} is not used to compute any output or update; pass "
+                f"on_unused_input='warn' or 'ignore' to allow it"
+            )
+            if on_unused_input == "raise":
+                raise UnusedInputError(message)
+            if on_unused_input == "warn":
+                warnings.warn(message, stacklevel=2)
+
+    fgraph = FunctionGraph(explicit + shared_inputs, targets, clone=True)
+    chosen = get_mode(mode)
+    rewrite_log = chosen.rewrite(fgraph)
+    return Function(ins, shared_inputs, update_pairs, fgraph, len(out_list), single, chosen,
+                    allow_input_downcast, name, rewrite_log)
+
+
+def _check_input(var: Any) -> Variable:
+    if not isinstance(var, Variable):
+        raise TypeError(
+            f"function inputs must be symbolic variables, got {type(var).__name__}: {var!r}"
+        )
+    return var
+
+
+def _normalize_updates(updates: Any) -> list[tuple[SharedVariable, Variable]]:
+    if updates is None:
+        return []
+    pairs = list(updates.items()) if isinstance(updates, Mapping) else list(updates)
+    result, targets = [], set()
+    for pair in pairs:
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"updates must be (shared_variable, new_value) pairs, got {pair!r}")
+        target, expr = pair
+        if not isinstance(target, SharedVariable):
+            raise TypeError(f"update target {target!r} is not a shared variable")
+        if target in targets:
+            raise ValueError(f"shared variable {target!r} is updated twice")
+        targets.add(target)
+        expr = as_tensor_variable(expr, dtype=target.dtype if not isinstance(expr, Variable) else None)
+        if expr.dtype != target.dtype:
+            raise TypeError(
+                f"the update of {target!r} has dtype {expr.dtype} but the variable is "
+                f"{target.dtype}; cast the expression (expr.astype({target.dtype!r}))"
+            )
+        if expr.ndim != target.ndim or any(
+            a is not None and b is not None and a != b
+            for a, b in zip(expr.type.shape, target.type.shape)
+        ):
+            raise TypeError(
+                f"the update of {target!r} has type {expr.type}, incompatible with {target.type}"
+            )
+        result.append((target, expr))
+    return result
+
+
+def _add_default_updates(outputs: list[Variable], pairs: list) -> list:
+    pairs = list(pairs)
+    done = {s for s, _ in pairs}
+    frontier = outputs + [u for _, u in pairs]
+    while frontier:
+        new = []
+        for var in ancestors(frontier):
+            if isinstance(var, SharedVariable) and var.default_update is not None and var not in done:
+                done.add(var)
+                pairs.append((var, var.default_update))
+                new.append(var.default_update)
+        frontier = new
+    return pairs
+
+
+class Function:
+    """A compiled function. Call it with inputs by position or by name."""
+
+    def __init__(
+        self, ins: list[In], shared_inputs: list[SharedVariable], update_pairs: list,
+        fgraph: FunctionGraph, n_outputs: int, single: bool, mode: Mode,
+        allow_input_downcast: bool | None, name: str | None, rewrite_log: list[str],
+    ) -> None:
+        self.ins = ins
+        self.input_names = [i.name for i in ins]
+        self.shared_inputs = shared_inputs
+        self.updated = [s for s, _ in update_pairs]
+        self.fgraph = fgraph
+        self.maker = SimpleNamespace(fgraph=fgraph)  # Theano's f.maker.fgraph
+        self.n_outputs, self.single = n_outputs, single
+        self.mode = mode
+        self.allow_input_downcast = allow_input_downcast
+        self.name = name
+        self.rewrite_log = rewrite_log
+        self._program = ReferenceProgram(fgraph)
+        self._position = {n: k for k, n in enumerate(self.input_names) if n}
+        self._defaults = [
+            i.variable.type.filter(i.value, i.name or f"#{k}", True) if i.has_default else None
+            for k, i in enumerate(ins)
+        ]
+
+    def _bind(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
+        n = len(self.ins)
+        if len(args) > n:
+            raise TypeError(f"{self._label()} takes {n} inputs, got {len(args)}")
+        values: list[Any] = list(args) + [In._NO_VALUE] * (n - len(args))
+        for key, value in kwargs.items():
+            if key not in self._position:
+                raise TypeError(f"{self._label()} has no input named {key!r}; inputs: {self.input_names}")
+            k = self._position[key]
+            if values[k] is not In._NO_VALUE:
+                raise TypeError(f"{self._label()}: input {key!r} given twice")
+            values[k] = value
+        result = []
+        for k, (inp, value) in enumerate(zip(self.ins, values)):
+            label = inp.name or f"#{k}"
+            if value is In._NO_VALUE:
+                if not inp.has_default:
+                    raise TypeError(f"{self._label()}: missing input {label!r} (position {k})")
+                result.append(self._defaults[k])
+                continue
+            result.append(inp.variable.type.filter(value, label, self.allow_input_downcast))
+        return result
+
+    def _label(self) -> str:
+        return f"function {self.name!r}" if self.name else "the function"
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        inputs = self._bind(args, kwargs)
+        shared_values = [s.container.value for s in self.shared_inputs]
+        results = self._program(inputs + shared_values)
+        outputs = results[: self.n_outputs]
+        new_values = results[self.n_outputs:]
+        protected = inputs + shared_values + new_values
+        for s, value in zip(self.updated, new_values):
+            value = np.asarray(value)
+            if any(value is p or np.may_share_memory(value, p) for p in inputs):
+                value = value.copy()
+            s.container.value = value
+        outputs = [_unaliased(np.asarray(o), protected) for o in outputs]
+        if self.single:
+            return outputs[0]
+        return outputs
+
+    def __repr__(self) -> str:
+        return f"<graphc.Function {self.name or ''} inputs={self.input_names}>"
+
+
+def _unaliased(value: np.ndarray, protected: list[np.ndarray]) -> np.ndarray:
+    if any(np.may_share_memory(value, p) for p in protected):
+        return value.copy()
+    return value

@@ -1,0 +1,3 @@
+"""``T.random``: random streams (defined in :mod:`graphc.ops.random`)."""
+
+from graphc.ops.random import *
