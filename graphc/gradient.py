@@ -172,7 +172,7 @@ class GradientError(AssertionError):
 def numeric_grad(f: Callable[..., float], point: list[np.ndarray], eps: float) -> list[np.ndarray]:
     """Central finite differences of the scalar function ``f`` at ``point``."""
     grads = []
-    for k, x in enumerate(point):
+    for x in point:
         g = np.zeros_like(x, dtype="float64")
         flat_x, flat_g = x.reshape(-1), g.reshape(-1)
         for j in range(flat_x.size):
@@ -220,7 +220,7 @@ def verify_grad(
         cost = (out.astype("float64") * proj).sum()
         cost_fn = function(inputs, cost, mode=mode)
         symbolic = function(inputs, grad(cost, inputs, disconnected_inputs="ignore"), mode=mode)(*point)
-        numeric = numeric_grad(lambda *xs: float(cost_fn(*xs)), [p.copy() for p in point], eps)
+        numeric = numeric_grad(lambda *xs, f=cost_fn: float(f(*xs)), [p.copy() for p in point], eps)
         for k, (s, n) in enumerate(zip(symbolic, numeric)):
             err = np.abs(np.asarray(s, dtype="float64") - n)
             tol = abs_tol + rel_tol * np.abs(n)

@@ -17,37 +17,37 @@ def _T() -> Any:
 
 class TensorOperators:
     # arithmetic
-    def __add__(self, o): return _T().add(self, o)  # noqa: E704
-    def __radd__(self, o): return _T().add(o, self)  # noqa: E704
-    def __sub__(self, o): return _T().sub(self, o)  # noqa: E704
-    def __rsub__(self, o): return _T().sub(o, self)  # noqa: E704
-    def __mul__(self, o): return _T().mul(self, o)  # noqa: E704
-    def __rmul__(self, o): return _T().mul(o, self)  # noqa: E704
-    def __truediv__(self, o): return _T().true_div(self, o)  # noqa: E704
-    def __rtruediv__(self, o): return _T().true_div(o, self)  # noqa: E704
-    def __floordiv__(self, o): return _T().int_div(self, o)  # noqa: E704
-    def __rfloordiv__(self, o): return _T().int_div(o, self)  # noqa: E704
-    def __mod__(self, o): return _T().mod(self, o)  # noqa: E704
-    def __rmod__(self, o): return _T().mod(o, self)  # noqa: E704
-    def __pow__(self, o): return _T().pow(self, o)  # noqa: E704
-    def __rpow__(self, o): return _T().pow(o, self)  # noqa: E704
-    def __neg__(self): return _T().neg(self)  # noqa: E704
-    def __abs__(self): return _T().abs(self)  # noqa: E704
-    def __matmul__(self, o): return _T().matmul(self, o)  # noqa: E704
-    def __rmatmul__(self, o): return _T().matmul(o, self)  # noqa: E704
+    def __add__(self, o): return _T().add(self, o)
+    def __radd__(self, o): return _T().add(o, self)
+    def __sub__(self, o): return _T().sub(self, o)
+    def __rsub__(self, o): return _T().sub(o, self)
+    def __mul__(self, o): return _T().mul(self, o)
+    def __rmul__(self, o): return _T().mul(o, self)
+    def __truediv__(self, o): return _T().true_div(self, o)
+    def __rtruediv__(self, o): return _T().true_div(o, self)
+    def __floordiv__(self, o): return _T().int_div(self, o)
+    def __rfloordiv__(self, o): return _T().int_div(o, self)
+    def __mod__(self, o): return _T().mod(self, o)
+    def __rmod__(self, o): return _T().mod(o, self)
+    def __pow__(self, o): return _T().pow(self, o)
+    def __rpow__(self, o): return _T().pow(o, self)
+    def __neg__(self): return _T().neg(self)
+    def __abs__(self): return _T().abs(self)
+    def __matmul__(self, o): return _T().matmul(self, o)
+    def __rmatmul__(self, o): return _T().matmul(o, self)
     # comparisons (== and != stay identity-based so variables can be dict keys, as in Theano)
-    def __lt__(self, o): return _T().lt(self, o)  # noqa: E704
-    def __le__(self, o): return _T().le(self, o)  # noqa: E704
-    def __gt__(self, o): return _T().gt(self, o)  # noqa: E704
-    def __ge__(self, o): return _T().ge(self, o)  # noqa: E704
+    def __lt__(self, o): return _T().lt(self, o)
+    def __le__(self, o): return _T().le(self, o)
+    def __gt__(self, o): return _T().gt(self, o)
+    def __ge__(self, o): return _T().ge(self, o)
     # logical / bitwise
-    def __and__(self, o): return _T().and_(self, o)  # noqa: E704
-    def __rand__(self, o): return _T().and_(o, self)  # noqa: E704
-    def __or__(self, o): return _T().or_(self, o)  # noqa: E704
-    def __ror__(self, o): return _T().or_(o, self)  # noqa: E704
-    def __xor__(self, o): return _T().xor(self, o)  # noqa: E704
-    def __rxor__(self, o): return _T().xor(o, self)  # noqa: E704
-    def __invert__(self): return _T().invert(self)  # noqa: E704
+    def __and__(self, o): return _T().and_(self, o)
+    def __rand__(self, o): return _T().and_(o, self)
+    def __or__(self, o): return _T().or_(self, o)
+    def __ror__(self, o): return _T().or_(o, self)
+    def __xor__(self, o): return _T().xor(self, o)
+    def __rxor__(self, o): return _T().xor(o, self)
+    def __invert__(self): return _T().invert(self)
 
     __hash__ = object.__hash__
 
@@ -64,39 +64,39 @@ class TensorOperators:
         raise TypeError("len() of a symbolic variable is unknown; use x.shape[0]")
 
     # indexing and shape
-    def __getitem__(self, idx): return _T().subtensor(self, idx)  # noqa: E704
+    def __getitem__(self, idx): return _T().subtensor(self, idx)
 
     @property
-    def T(self): return _T().transpose(self)  # noqa: E704
+    def T(self): return _T().transpose(self)
 
     @property
-    def shape(self): return _T().shape(self)  # noqa: E704
+    def shape(self): return _T().shape(self)
 
     @property
-    def size(self): return _T().prod(_T().shape(self))  # noqa: E704
+    def size(self): return _T().prod(_T().shape(self))
 
-    def reshape(self, shape, ndim=None): return _T().reshape(self, shape, ndim=ndim)  # noqa: E704
-    def flatten(self, ndim=1): return _T().flatten(self, ndim)  # noqa: E704
-    def dimshuffle(self, *pattern): return _T().dimshuffle(self, *pattern)  # noqa: E704
-    def transpose(self, *axes): return _T().transpose(self, *axes)  # noqa: E704
-    def astype(self, dtype): return _T().cast(self, dtype)  # noqa: E704
-    def dot(self, o): return _T().dot(self, o)  # noqa: E704
-    def clip(self, lo, hi): return _T().clip(self, lo, hi)  # noqa: E704
+    def reshape(self, shape, ndim=None): return _T().reshape(self, shape, ndim=ndim)
+    def flatten(self, ndim=1): return _T().flatten(self, ndim)
+    def dimshuffle(self, *pattern): return _T().dimshuffle(self, *pattern)
+    def transpose(self, *axes): return _T().transpose(self, *axes)
+    def astype(self, dtype): return _T().cast(self, dtype)
+    def dot(self, o): return _T().dot(self, o)
+    def clip(self, lo, hi): return _T().clip(self, lo, hi)
 
     # reductions
-    def sum(self, axis=None, keepdims=False, dtype=None): return _T().sum(self, axis, keepdims=keepdims, dtype=dtype)  # noqa: E501,E704
-    def prod(self, axis=None, keepdims=False): return _T().prod(self, axis, keepdims=keepdims)  # noqa: E704
-    def mean(self, axis=None, keepdims=False): return _T().mean(self, axis, keepdims=keepdims)  # noqa: E704
-    def max(self, axis=None, keepdims=False): return _T().max(self, axis, keepdims=keepdims)  # noqa: E704
-    def min(self, axis=None, keepdims=False): return _T().min(self, axis, keepdims=keepdims)  # noqa: E704
-    def argmax(self, axis=None, keepdims=False): return _T().argmax(self, axis, keepdims=keepdims)  # noqa: E704,E501
-    def argmin(self, axis=None, keepdims=False): return _T().argmin(self, axis, keepdims=keepdims)  # noqa: E704,E501
-    def var(self, axis=None, keepdims=False, ddof=0): return _T().var(self, axis, keepdims=keepdims, ddof=ddof)  # noqa: E501,E704
-    def std(self, axis=None, keepdims=False, ddof=0): return _T().std(self, axis, keepdims=keepdims, ddof=ddof)  # noqa: E501,E704
-    def all(self, axis=None, keepdims=False): return _T().all(self, axis, keepdims=keepdims)  # noqa: E704
-    def any(self, axis=None, keepdims=False): return _T().any(self, axis, keepdims=keepdims)  # noqa: E704
+    def sum(self, axis=None, keepdims=False, dtype=None): return _T().sum(self, axis, keepdims=keepdims, dtype=dtype)
+    def prod(self, axis=None, keepdims=False): return _T().prod(self, axis, keepdims=keepdims)
+    def mean(self, axis=None, keepdims=False): return _T().mean(self, axis, keepdims=keepdims)
+    def max(self, axis=None, keepdims=False): return _T().max(self, axis, keepdims=keepdims)
+    def min(self, axis=None, keepdims=False): return _T().min(self, axis, keepdims=keepdims)
+    def argmax(self, axis=None, keepdims=False): return _T().argmax(self, axis, keepdims=keepdims)
+    def argmin(self, axis=None, keepdims=False): return _T().argmin(self, axis, keepdims=keepdims)
+    def var(self, axis=None, keepdims=False, ddof=0): return _T().var(self, axis, keepdims=keepdims, ddof=ddof)
+    def std(self, axis=None, keepdims=False, ddof=0): return _T().std(self, axis, keepdims=keepdims, ddof=ddof)
+    def all(self, axis=None, keepdims=False): return _T().all(self, axis, keepdims=keepdims)
+    def any(self, axis=None, keepdims=False): return _T().any(self, axis, keepdims=keepdims)
 
     # elementwise shortcuts Theano users reach for
-    def exp(self): return _T().exp(self)  # noqa: E704
-    def log(self): return _T().log(self)  # noqa: E704
-    def sqrt(self): return _T().sqrt(self)  # noqa: E704
+    def exp(self): return _T().exp(self)
+    def log(self): return _T().log(self)
+    def sqrt(self): return _T().sqrt(self)

@@ -344,15 +344,17 @@ switch = define("switch", lambda c, a, b: np.where(c, a, b), 3,
 where = switch
 __all__.append("where")
 
-for _name, _impl, _doc in [
-    ("eq", np.equal, "x == y"), ("neq", np.not_equal, "x != y"), ("lt", np.less, "x < y"),
-    ("le", np.less_equal, "x <= y"), ("gt", np.greater, "x > y"), ("ge", np.greater_equal, "x >= y"),
-]:
-    globals()[_name] = define(_name, _impl, 2, _doc + " (bool result).", rule=_rule_bool,
-                              differentiable=False)
-for _name, _impl, _doc in [("isnan", np.isnan, "NaN test"), ("isinf", np.isinf, "infinity test")]:
-    globals()[_name] = define(_name, _impl, 1, _doc + " (bool result).", rule=_rule_bool,
-                              differentiable=False)
+eq = define("eq", np.equal, 2, "x == y (bool result).", rule=_rule_bool, differentiable=False)
+neq = define("neq", np.not_equal, 2, "x != y (bool result).", rule=_rule_bool, differentiable=False)
+lt = define("lt", np.less, 2, "x < y (bool result).", rule=_rule_bool, differentiable=False)
+le = define("le", np.less_equal, 2, "x <= y (bool result).", rule=_rule_bool, differentiable=False)
+gt = define("gt", np.greater, 2, "x > y (bool result).", rule=_rule_bool, differentiable=False)
+ge = define("ge", np.greater_equal, 2, "x >= y (bool result).", rule=_rule_bool,
+            differentiable=False)
+isnan = define("isnan", np.isnan, 1, "NaN test (bool result).", rule=_rule_bool,
+               differentiable=False)
+isinf = define("isinf", np.isinf, 1, "Infinity test (bool result).", rule=_rule_bool,
+               differentiable=False)
 and_ = define("and_", np.bitwise_and, 2, "Logical (bool) or bitwise (int) and.", rule=_rule_int_only,
               differentiable=False)
 or_ = define("or_", np.bitwise_or, 2, "Logical or bitwise or.", rule=_rule_int_only,

@@ -55,10 +55,17 @@ def _maker(ndim: int, dtype: str | None, broadcast: tuple[int, ...] = ()):
 scalar, vector, matrix = _maker(0, None), _maker(1, None), _maker(2, None)
 tensor3, tensor4, tensor5 = _maker(3, None), _maker(4, None), _maker(5, None)
 row, col = _maker(2, None, (0,)), _maker(2, None, (1,))
-_PREFIXES = {"i": "int32", "l": "int64", "f": "float32", "d": "float64", "b": "int8"}
-for _p, _dt in _PREFIXES.items():
-    for _kind, _nd in (("scalar", 0), ("vector", 1), ("matrix", 2), ("tensor3", 3), ("tensor4", 4)):
-        globals()[_p + _kind] = _maker(_nd, _dt)
+# Dtype-prefixed constructors, as in Theano: i=int32 l=int64 f=float32 d=float64 b=int8.
+iscalar, ivector, imatrix = _maker(0, "int32"), _maker(1, "int32"), _maker(2, "int32")
+itensor3, itensor4 = _maker(3, "int32"), _maker(4, "int32")
+lscalar, lvector, lmatrix = _maker(0, "int64"), _maker(1, "int64"), _maker(2, "int64")
+ltensor3, ltensor4 = _maker(3, "int64"), _maker(4, "int64")
+fscalar, fvector, fmatrix = _maker(0, "float32"), _maker(1, "float32"), _maker(2, "float32")
+ftensor3, ftensor4 = _maker(3, "float32"), _maker(4, "float32")
+dscalar, dvector, dmatrix = _maker(0, "float64"), _maker(1, "float64"), _maker(2, "float64")
+dtensor3, dtensor4 = _maker(3, "float64"), _maker(4, "float64")
+bscalar, bvector, bmatrix = _maker(0, "int8"), _maker(1, "int8"), _maker(2, "int8")
+btensor3, btensor4 = _maker(3, "int8"), _maker(4, "int8")
 
 
 def cscalar_dtype_for(value: bool | int | float, partners: Sequence[str]) -> str:
