@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from graphc.config import config
-from graphc.graph.basic import Apply, Variable
+from graphc.graph.basic import Apply, Constant, Variable
 from graphc.graph.op import Op
 from graphc.graph.type import TensorType, normalize_dtype
 from graphc.ops.dimshuffle import DimShuffle
@@ -126,10 +126,7 @@ class Elemwise(Op):
         inputs = _harmonize_operands(inputs)
         ndim = max(i.ndim for i in inputs)
         # Align ranks on the right, as NumPy does, by adding leading broadcastable axes.
-        inputs = [
-            i if i.ndim == ndim else DimShuffle(i.ndim, ["x"] * (ndim - i.ndim) + list(range(i.ndim)))(i)
-            for i in inputs
-        ]
+        inputs = [_expand_rank(i, ndim) for i in inputs]
         shape = broadcast_static_shapes([i.type.shape for i in inputs], sop.name)
         dtype = sop.output_dtype([i.dtype for i in inputs])
         return Apply(self, inputs, [TensorType(dtype, shape)])
@@ -161,6 +158,16 @@ class Elemwise(Op):
                 continue
             result.append(sum_to_shape(cast(g, inp.dtype), inp))
         return result
+
+
+def _expand_rank(var: Variable, ndim: int) -> Variable:
+    """``var`` with leading length-1 axes added up to ``ndim`` (constants stay constants)."""
+    if var.ndim == ndim:
+        return var
+    if isinstance(var, Constant):
+        data = var.data.reshape((1,) * (ndim - var.ndim) + var.data.shape)
+        return Constant(TensorType(var.dtype, data.shape), data)
+    return DimShuffle(var.ndim, ["x"] * (ndim - var.ndim) + list(range(var.ndim)))(var)
 
 
 def _grad_dtype(var: Variable) -> str:
