@@ -247,12 +247,24 @@ def define(
     grad: GradFn | None = None,
     differentiable: bool = True,
 ) -> Callable[..., Variable]:
+    if rule is _rule_no_bool:
+        impl = _bools_as_int8(impl)
     sop = ScalarOp(name, impl, nin, rule, grad, differentiable)
     fn = elemwise_function(sop, doc)
     _FUNCS[name] = fn
     register(name, "elemwise", differentiable and grad is not None)
     __all__.append(name)
     return fn
+
+
+def _bools_as_int8(impl: Callable[..., Any]) -> Callable[..., Any]:
+    """``impl`` on bools promoted to int8: the dtype rule promises int8, and NumPy has no
+    bool loop for some of these ufuncs (negative, subtract, sign)."""
+
+    def run(*xs: np.ndarray) -> Any:
+        return impl(*(x.astype("int8") if x.dtype == np.bool_ else x for x in xs))
+
+    return run
 
 
 def _zero_grads(inputs: Sequence[Variable], out: Variable, gz: Variable) -> list[Variable]:
