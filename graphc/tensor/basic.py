@@ -78,11 +78,23 @@ def cscalar_dtype_for(value: bool | int | float, partners: Sequence[str]) -> str
     if not partners:
         return _default_dtype(value)
     result = np.result_type(*partners, value).name
+    if isinstance(value, int) and not isinstance(value, bool) and np.dtype(result).kind in "iu":
+        result = _widen_for_int(result, value)
     if isinstance(value, float) and np.dtype(result).kind != "f":
         return config.floatX
     if isinstance(value, float) and all(np.dtype(p).kind in "biu" for p in partners):
         return config.floatX
     return result
+
+
+def _widen_for_int(dtype: str, value: int) -> str:
+    """``dtype`` widened until it holds ``value``: NumPy 2 raises OverflowError for
+    ``int8_array + 300``; Theano (and NumPy 1) gave int16, which is what users expect."""
+    for candidate in (dtype, "int8", "int16", "int32", "int64", "uint64"):
+        wide = np.result_type(dtype, candidate)
+        if wide.kind in "iu" and np.iinfo(wide).min <= value <= np.iinfo(wide).max:
+            return wide.name
+    raise OverflowError(f"the Python integer {value} does not fit any integer dtype")
 
 
 def _default_dtype(value: Any) -> str:
