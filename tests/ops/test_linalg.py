@@ -161,7 +161,8 @@ _r = np.random.default_rng(11)
 _N = _r.standard_normal
 
 GRAD_CASES: dict[str, tuple[Callable, list[np.ndarray]]] = {
-    "dot": (lambda a, b, c, v: T.dot(T.dot(a, b), c) + T.dot(v, c).dimshuffle('x', 0) + T.dot(c.T, v).sum() + T.dot(v, v),
+    "dot": (lambda a, b, c, v: T.dot(T.dot(a, b), c) + T.dot(v, c).dimshuffle("x", 0)
+            + T.dot(c.T, v).sum() + T.dot(v, v),
             [_N((2, 3)), _N((3, 4)), _N((4, 2)), _N(4)]),
     "matmul": (lambda a, b, c: T.matmul(T.matmul(a, b), c),
                [_N((2, 1, 2, 3)), _N((3, 3, 2)), _N(2)]),
