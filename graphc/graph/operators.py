@@ -16,6 +16,10 @@ def _T() -> Any:
 
 
 class TensorOperators:
+    # NumPy arrays and scalars on the left defer to our reflected operators instead of
+    # building object arrays of variables.
+    __array_ufunc__ = None
+
     # arithmetic
     def __add__(self, o): return _T().add(self, o)
     def __radd__(self, o): return _T().add(o, self)
