@@ -1,0 +1,338 @@
+"""Tests for graphc.ops.nnet (T.nnet): activations, softmax, cross-entropies."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.tensor as T
+from graphc.gradient import verify_grad
+from graphc.ops.elemwise import Elemwise, ScalarOp
+from graphc.ops.registry import OPS
+
+
+def run(inputs, outputs):
+    return graphc.function(inputs, outputs, mode="PY")
+
+
+# ---------------------------------------------------------------------------------------
+# NumPy references
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def np_softmax(x, axis=-1):
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def np_log_softmax(x, axis=-1):
+    s = x - x.max(axis=axis, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=axis, keepdims=True))
+
+
+ELEMWISE_REFS = {
+    "sigmoid": (T.nnet.sigmoid, np_sigmoid),
+    "hard_sigmoid": (T.nnet.hard_sigmoid, lambda x: np.clip(0.2 * x + 0.5, 0, 1)),
+    "softplus": (T.nnet.softplus, lambda x: np.log1p(np.exp(x))),
+    "softsign": (T.nnet.softsign, lambda x: x / (1 + np.abs(x))),
+    "relu": (T.nnet.relu, lambda x: np.maximum(x, 0)),
+    "leaky_relu": (lambda x: T.nnet.relu(x, 0.1), lambda x: np.where(x > 0, x, 0.1 * x)),
+    "elu": (T.nnet.elu, lambda x: np.where(x > 0, x, np.expm1(x))),
+    "elu_alpha": (lambda x: T.nnet.elu(x, 0.5), lambda x: np.where(x > 0, x, 0.5 * np.expm1(x))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ELEMWISE_REFS))
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(), (5,), (3, 4), (2, 1, 3)])
+def test_elementwise_against_numpy(name, dtype, shape, rng):
+    fn, ref = ELEMWISE_REFS[name]
+    x = T.tensor(dtype, shape=(None,) * len(shape))
+    y = fn(x)
+    assert y.dtype == dtype
+    assert y.type.shape == (None,) * len(shape)
+    xv = (rng.standard_normal(shape) * 4).astype(dtype)
+    out = run([x], y)(xv)
+    assert out.dtype == dtype and out.shape == shape
+    tol = 1e-6 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(out, ref(xv.astype("float64")), rtol=tol * 10, atol=tol)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "hard_sigmoid", "softplus", "softsign", "elu"])
+def test_int_inputs_become_float(name):
+    x = T.ivector("x")
+    y = getattr(T.nnet, name)(x)
+    assert y.dtype == "float64"  # int32 upgrades to float64, as Theano's rule says
+    b = T.bvector("b")
+    assert getattr(T.nnet, name)(b).dtype == "float32"
+    out = run([x], y)(np.array([-3, 0, 3], "int32"))
+    assert out.dtype == np.float64
+
+
+def test_relu_int_stays_int_and_static_shape():
+    x = T.tensor("int32", shape=(2, 3))
+    y = T.nnet.relu(x)
+    assert y.dtype == "int32" and y.type.shape == (2, 3)
+    np.testing.assert_array_equal(run([x], y)(np.array([[-1, 2, 0], [3, -4, 5]], "int32")),
+                                  [[0, 2, 0], [3, 0, 5]])
+    assert T.nnet.relu(x, 0.5).dtype == "float64"
+
+
+def test_activations_are_scalar_ops():
+    x = T.matrix("x")
+    for fn in (T.nnet.sigmoid, T.nnet.hard_sigmoid, T.nnet.softplus, T.nnet.softsign,
+               T.nnet.relu, T.nnet.elu):
+        node = fn(x).owner
+        assert isinstance(node.op, Elemwise) and isinstance(node.op.scalar_op, ScalarOp)
+    assert T.nnet.relu(x, 0.1).owner.op == T.nnet.relu(x, 0.1).owner.op
+    assert T.nnet.relu(x, 0.1).owner.op != T.nnet.relu(x, 0.2).owner.op
+
+
+def test_relu_symbolic_alpha():
+    x, a = T.dvector("x"), T.dscalar("a")
+    out = run([x, a], T.nnet.relu(x, a))(np.array([-2.0, 3.0]), 0.25)
+    np.testing.assert_allclose(out, [-0.5, 3.0])
+
+
+def test_broadcasting_inside_activation_graph():
+    x, r = T.matrix("x"), T.row("r")
+    y = T.nnet.sigmoid(x + r)
+    assert y.type.shape == (None, None)
+    xv = np.arange(6, dtype="float32").reshape(2, 3) / 3
+    rv = np.array([[0.5, -1.0, 2.0]], "float32")
+    np.testing.assert_allclose(run([x, r], y)(xv, rv), np_sigmoid(xv + rv), rtol=1e-6)
+
+
+def test_elementwise_stability_for_large_inputs():
+    x = T.dvector("x")
+    f = run([x], [T.nnet.sigmoid(x), T.nnet.softplus(x), T.nnet.elu(x)])
+    big = np.array([-1e4, -800.0, 0.0, 800.0, 1e4])
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        s, sp, e = f(big)
+    np.testing.assert_allclose(s, [0, 0, 0.5, 1, 1])
+    np.testing.assert_allclose(sp, [0, 0, np.log(2), 800, 1e4])
+    np.testing.assert_allclose(e, [-1, -1, 0, 800, 1e4])
+    g = run([x], graphc.grad(T.nnet.softplus(x).sum() + T.nnet.elu(x).sum(), x))(big)
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(g, [0, 0, 1.5, 2, 2])
+
+
+def test_float32_softplus_does_not_overflow():
+    x = T.fvector("x")
+    out = run([x], T.nnet.softplus(x))(np.array([100.0, 1000.0], "float32"))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [100.0, 1000.0])
+
+
+# ---------------------------------------------------------------------------------------
+# softmax / log_softmax
+@pytest.mark.parametrize("shape,axis", [((5,), -1), ((3, 4), -1), ((3, 4), 0), ((2, 3, 4), 1),
+                                        ((2, 3, 4), -1)])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_softmax_against_numpy(shape, axis, dtype, rng):
+    x = T.tensor(dtype, shape=shape)
+    sm, lsm = T.nnet.softmax(x, axis=axis), T.nnet.log_softmax(x, axis=axis)
+    assert sm.dtype == lsm.dtype == dtype
+    assert sm.type.shape == lsm.type.shape == shape
+    xv = rng.standard_normal(shape).astype(dtype)
+    a, b = run([x], [sm, lsm])(xv)
+    assert a.dtype == b.dtype == dtype
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(a, np_softmax(xv.astype("float64"), axis), rtol=rtol, atol=1e-7)
+    np.testing.assert_allclose(b, np_log_softmax(xv.astype("float64"), axis), rtol=rtol, atol=1e-6)
+    np.testing.assert_allclose(a.sum(axis=axis), 1.0, rtol=rtol * 10)
+
+
+def test_softmax_stable_for_large_inputs():
+    x = T.matrix("x")
+    xv = np.array([[1000.0, 1000.0, 999.0], [-1e4, 0.0, 1e4], [1e30, 1e30, 1e30]], "float32")
+    with np.errstate(over="raise", invalid="raise", divide="raise"):
+        sm, lsm = run([x], [T.nnet.softmax(x), T.nnet.log_softmax(x)])(xv)
+    assert np.all(np.isfinite(sm)) and np.all(np.isfinite(lsm))
+    np.testing.assert_allclose(sm.sum(axis=1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(sm[0], np_softmax(np.array([1.0, 1.0, 0.0])), rtol=1e-6)
+    np.testing.assert_allclose(lsm[1], [-2e4, -1e4, 0.0], rtol=1e-6)
+
+
+def test_softmax_int_input_and_errors():
+    x = T.imatrix("x")
+    assert T.nnet.softmax(x).dtype == "float64"
+    with pytest.raises(TypeError):
+        T.nnet.softmax(T.scalar())
+    with pytest.raises(ValueError):
+        T.nnet.softmax(T.matrix(), axis=2)
+
+
+def test_softmax_static_shape_preserved():
+    x = T.tensor("float32", shape=(None, 10))
+    assert T.nnet.softmax(x).type.shape == (None, 10)
+    assert T.nnet.log_softmax(x, axis=0).type.shape == (None, 10)
+
+
+# ---------------------------------------------------------------------------------------
+# cross-entropies
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_categorical_crossentropy_onehot_vs_int_labels(dtype, rng):
+    x = T.tensor(dtype, shape=(None, 5))
+    y = T.ivector("y")
+    onehot = T.tensor(dtype, shape=(None, 5))
+    p = T.nnet.softmax(x)
+    by_label = T.nnet.categorical_crossentropy(p, y)
+    by_onehot = T.nnet.categorical_crossentropy(p, onehot)
+    assert by_label.dtype == by_onehot.dtype == dtype
+    assert by_label.ndim == by_onehot.ndim == 1
+    xv = rng.standard_normal((4, 5)).astype(dtype)
+    yv = np.array([0, 4, 2, 2], "int32")
+    ov = np.eye(5, dtype=dtype)[yv]
+    a, b = run([x, y, onehot], [by_label, by_onehot])(xv, yv, ov)
+    expected = -np.log(np_softmax(xv.astype("float64"))[np.arange(4), yv])
+    rtol = 1e-5 if dtype == "float32" else 1e-12
+    np.testing.assert_allclose(a, expected, rtol=rtol)
+    np.testing.assert_allclose(b, expected, rtol=rtol)
+    # The gradients agree too.
+    ga = run([x, y], graphc.grad(by_label.mean(), x))(xv, yv)
+    gb = run([x, onehot], graphc.grad(by_onehot.mean(), x))(xv, ov)
+    np.testing.assert_allclose(ga, gb, rtol=rtol * 10, atol=1e-7)
+    np.testing.assert_allclose(ga, (np_softmax(xv.astype("float64")) - ov) / 4, rtol=1e-4, atol=1e-6)
+
+
+def test_categorical_crossentropy_soft_targets_and_int_onehot():
+    p, t = T.dmatrix("p"), T.dmatrix("t")
+    pv = np.array([[0.2, 0.3, 0.5], [0.6, 0.3, 0.1]])
+    tv = np.array([[0.1, 0.1, 0.8], [1.0, 0.0, 0.0]])
+    out = run([p, t], T.nnet.categorical_crossentropy(p, t))(pv, tv)
+    np.testing.assert_allclose(out, -(tv * np.log(pv)).sum(axis=1))
+    ti = T.lmatrix("ti")
+    ce = T.nnet.categorical_crossentropy(p, ti)
+    assert ce.dtype == "float64"
+    onehot = np.array([[0, 0, 1], [1, 0, 0]], "int64")
+    np.testing.assert_allclose(run([p, ti], ce)(pv, onehot), -np.log([0.5, 0.6]))
+
+
+def test_categorical_crossentropy_3d_labels():
+    p = T.dtensor3("p")
+    y = T.lmatrix("y")
+    pv = np_softmax(np.random.default_rng(0).standard_normal((2, 3, 4)))
+    yv = np.array([[0, 1, 3], [2, 2, 0]])
+    out = run([p, y], T.nnet.categorical_crossentropy(p, y))(pv, yv)
+    assert out.shape == (2, 3)
+    np.testing.assert_allclose(out, -np.log(np.take_along_axis(pv, yv[..., None], -1)[..., 0]))
+
+
+def test_categorical_crossentropy_errors():
+    p = T.dmatrix("p")
+    with pytest.raises(TypeError):
+        T.nnet.categorical_crossentropy(p, T.dvector("y"))  # float labels
+    with pytest.raises(TypeError):
+        T.nnet.categorical_crossentropy(p, T.dscalar("y"))
+    y = T.lvector("y")
+    f = run([p, y], T.nnet.categorical_crossentropy(p, y))
+    with pytest.raises(ValueError, match="labels"):
+        f(np.full((2, 3), 1 / 3), [0, 3])
+    with pytest.raises(ValueError, match="labels"):
+        f(np.full((2, 3), 1 / 3), [0, 1, 2])
+    with pytest.raises(ValueError):
+        T.nnet.categorical_crossentropy(T.tensor("float64", shape=(3, 4)), T.tensor("int64", shape=(2,)))
+
+
+@pytest.mark.parametrize("odtype,tdtype", [("float32", "float32"), ("float64", "float64"),
+                                           ("float32", "int8"), ("float64", "float32")])
+def test_binary_crossentropy(odtype, tdtype, rng):
+    o = T.tensor(odtype, shape=(None, 3))
+    t = T.tensor(tdtype, shape=(None, None))
+    out = T.nnet.binary_crossentropy(T.nnet.sigmoid(o), t)
+    assert out.dtype == np.result_type(odtype, tdtype if tdtype[0] == "f" else odtype).name
+    assert out.type.shape == (None, 3)
+    ov = rng.standard_normal((4, 3)).astype(odtype)
+    tv = (rng.uniform(size=(4, 3)) > 0.5).astype(tdtype)
+    res = run([o, t], out)(ov, tv)
+    s = np_sigmoid(ov.astype("float64"))
+    expected = -(tv * np.log(s) + (1 - tv) * np.log(1 - s))
+    np.testing.assert_allclose(res, expected, rtol=1e-5 if "float32" in (odtype, tdtype) else 1e-12)
+
+
+def test_binary_crossentropy_broadcast_target():
+    o, t = T.dmatrix("o"), T.dvector("t")
+    ov = np.array([[0.1, 0.9], [0.4, 0.5]])
+    tv = np.array([1.0, 0.0])
+    out = run([o, t], T.nnet.binary_crossentropy(o, t))(ov, tv)
+    np.testing.assert_allclose(out, -(tv * np.log(ov) + (1 - tv) * np.log(1 - ov)))
+
+
+@pytest.mark.skipif(not hasattr(T, "subtensor"), reason="hessian needs indexing (graphc.ops.subtensor)")
+def test_second_order_softmax():
+    # Hessian of a softmax cross-entropy w.r.t. the logits is diag(p) - p p^T.
+    x = T.dvector("x")
+    cost = T.nnet.categorical_crossentropy(T.nnet.softmax(x.dimshuffle("x", 0)),
+                                           T.constant(np.array([1], "int64"))).sum()
+    h = run([x], graphc.gradient.hessian(cost, x))
+    xv = np.array([0.3, -1.0, 2.0])
+    p = np_softmax(xv)
+    np.testing.assert_allclose(h(xv), np.diag(p) - np.outer(p, p), atol=1e-10)
+
+
+# ---------------------------------------------------------------------------------------
+# Gradients: every differentiable nnet name, checked against finite differences.
+_R = np.random.default_rng(7)
+
+
+def _away_from_kinks(shape, kinks=(0.0,), margin=0.2):
+    x = _R.uniform(-3, 3, size=shape)
+    for k in kinks:
+        close = np.abs(x - k) < margin
+        x[close] = k + np.copysign(margin + 0.1, x[close] - k + 1e-12)
+    return x
+
+
+_PROBS = np_softmax(_R.standard_normal((3, 4)))
+_LABELS = np.array([1, 3, 0])
+
+GRAD_CASES: dict[str, tuple[Callable, list[np.ndarray]]] = {
+    "sigmoid": (T.nnet.sigmoid, [_R.standard_normal((3, 4)) * 2]),
+    "hard_sigmoid": (T.nnet.hard_sigmoid, [_away_from_kinks((3, 4), (-2.5, 2.5))]),
+    "softplus": (T.nnet.softplus, [_R.standard_normal((2, 5)) * 3]),
+    "softsign": (T.nnet.softsign, [_away_from_kinks((5,))]),
+    "relu": (lambda x: T.nnet.relu(x) + T.nnet.relu(x, 0.3), [_away_from_kinks((3, 3))]),
+    "elu": (lambda x: T.nnet.elu(x, 0.7), [_away_from_kinks((4, 3))]),
+    "softmax": (lambda x: T.nnet.softmax(x) + T.nnet.softmax(x, axis=0),
+                [_R.standard_normal((3, 4))]),
+    "log_softmax": (lambda x: T.nnet.log_softmax(x) * T.nnet.log_softmax(x, axis=0),
+                    [_R.standard_normal((3, 4))]),
+    "categorical_crossentropy": (
+        lambda p, t: T.nnet.categorical_crossentropy(p, t)
+        + T.nnet.categorical_crossentropy(p, T.constant(_LABELS)),
+        [_PROBS, _R.uniform(0, 1, size=(3, 4))]),
+    "binary_crossentropy": (T.nnet.binary_crossentropy,
+                            [_R.uniform(0.1, 0.9, size=(3, 2)), _R.uniform(0, 1, size=(3, 2))]),
+}
+
+
+def test_grad_cases_cover_the_family():
+    names = {n for n, info in OPS.items() if info.family == "nnet" and info.differentiable}
+    assert names == set(GRAD_CASES)
+
+
+@pytest.mark.parametrize("name", sorted(GRAD_CASES))
+def test_verify_grad(name):
+    fn, inputs = GRAD_CASES[name]
+    verify_grad(fn, inputs)
+
+
+def test_grad_of_grad_through_softmax_and_labels():
+    # Second derivatives exercise the gradients' own gradients (LabelScatter -> LabelPick).
+    def second(x):
+        p = T.nnet.softmax(x)
+        cost = T.nnet.categorical_crossentropy(p, T.constant(_LABELS)).sum()
+        return graphc.grad(cost, x) * T.nnet.log_softmax(x)
+
+    verify_grad(second, [_R.standard_normal((3, 4))])
+
+    def second_elementwise(x):
+        cost = (T.nnet.sigmoid(x) + T.nnet.softplus(x) + T.nnet.elu(x) + T.nnet.softsign(x)).sum()
+        return graphc.grad(cost, x)
+
+    verify_grad(second_elementwise, [_away_from_kinks((6,))])
