@@ -3,9 +3,9 @@
 Each random variable owns a shared variable holding its stream state, a uint64
 array ``[key, counter]``. The random op maps ``(state, size, params)`` to
 ``(new_state, sample)`` where ``new_state`` is ``[key, counter + 1]`` and the
-sample is a pure function of the state: it is drawn from a Philox generator
-keyed by ``(key, counter)`` (Philox4x64-10, counter starting at 0), so a native
-backend can reproduce the raw bits. The state's ``default_update`` is the new
+sample is a pure function of the state: it is drawn from NumPy's Philox
+(4x64-10) bit generator with the 128-bit key ``(key, counter)`` and its block
+counter at 0, so a native backend can reproduce the raw bits. The state's ``default_update`` is the new
 state, so every compiled function that uses a sample advances its stream.
 """
 
