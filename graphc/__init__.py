@@ -9,7 +9,7 @@ from graphc import (
     printing,
     tensor,  # noqa: I001  (the tensor API must load before anything using ops)
 )
-from graphc.compile.function import Function, In, function
+from graphc.compile.function import Function, In, Out, function
 from graphc.compile.mode import Mode
 from graphc.compile.shared import SharedVariable, shared
 from graphc.config import config
@@ -18,6 +18,6 @@ from graphc.ops.control import ifelse
 
 __version__ = "0.1.0"
 __all__ = [
-    "config", "tensor", "function", "Function", "In", "Mode", "shared", "SharedVariable",
+    "config", "tensor", "function", "Function", "In", "Out", "Mode", "shared", "SharedVariable",
     "grad", "ifelse", "gradient", "printing",
 ]

@@ -44,6 +44,18 @@ class In:
         return self.value is not In._NO_VALUE
 
 
+class Out:
+    """An output with options: ``Out(y, borrow=True)`` may return internal storage.
+
+    By default outputs are copied when they would alias a shared variable or an
+    input, so callers can modify what they get back.
+    """
+
+    def __init__(self, variable: Variable, borrow: bool = False) -> None:
+        self.variable = variable
+        self.borrow = borrow
+
+
 class UnusedInputError(ValueError):
     """An explicit input is not needed to compute any output or update."""
 
@@ -80,7 +92,8 @@ def function(
 
     single = outputs is not None and not isinstance(outputs, list | tuple)
     out_list = [] if outputs is None else [outputs] if single else list(outputs)
-    out_list = [as_tensor_variable(o) for o in out_list]
+    borrow_outputs = [isinstance(o, Out) and o.borrow for o in out_list]
+    out_list = [as_tensor_variable(o.variable if isinstance(o, Out) else o) for o in out_list]
 
     update_pairs = _normalize_updates(updates)
     if not no_default_updates:
@@ -131,8 +144,10 @@ def function(
     fgraph = FunctionGraph(explicit + shared_inputs, targets, clone=True)
     chosen = get_mode(mode)
     rewrite_log = chosen.rewrite(fgraph)
-    return Function(ins, shared_inputs, update_pairs, fgraph, len(out_list), single, chosen,
-                    allow_input_downcast, name, rewrite_log)
+    fn = Function(ins, shared_inputs, update_pairs, fgraph, len(out_list), single, chosen,
+                  allow_input_downcast, name, rewrite_log)
+    fn.borrow_outputs = borrow_outputs
+    return fn
 
 
 def _check_input(var: Any) -> Variable:
@@ -209,6 +224,7 @@ class Function:
         self.name = name
         self.rewrite_log = rewrite_log
         self._program = ReferenceProgram(fgraph)
+        self.borrow_outputs = [False] * n_outputs
         self._position = {n: k for k, n in enumerate(self.input_names) if n}
         self._defaults = [
             i.variable.type.filter(i.value, i.name or f"#{k}", True) if i.has_default else None
@@ -253,7 +269,10 @@ class Function:
             if any(value is p or np.may_share_memory(value, p) for p in inputs):
                 value = value.copy()
             s.container.value = value
-        outputs = [_unaliased(np.asarray(o), protected) for o in outputs]
+        outputs = [
+            np.asarray(o) if borrow else _unaliased(np.asarray(o), protected)
+            for o, borrow in zip(outputs, self.borrow_outputs)
+        ]
         if self.single:
             return outputs[0]
         return outputs

@@ -179,3 +179,11 @@ def test_fgraph_is_exposed_and_is_a_copy() -> None:
 def test_eval_convenience() -> None:
     x = T.vector("x")
     np.testing.assert_allclose((x * 2.0).eval({x: np.ones(2, "float32")}), [2, 2])
+
+
+def test_out_borrow_may_return_shared_storage() -> None:
+    w = graphc.shared(np.arange(3, dtype="float32"), name="w")
+    f = graphc.function([], graphc.Out(w, borrow=True), mode="PY")
+    assert f() is w.get_value(borrow=True)
+    g = graphc.function([], w, mode="PY")
+    assert g() is not w.get_value(borrow=True)
