@@ -275,7 +275,7 @@ def _erf_impl(x: np.ndarray) -> np.ndarray:
     try:
         from scipy.special import erf
     except ImportError:  # scipy is optional; math.erf is exact but slow
-        return np.frompyfunc(math.erf, 1, 1)(x).astype(np.result_type(x, np.float32))
+        return np.asarray(np.frompyfunc(math.erf, 1, 1)(x), dtype="float64")
     return erf(x)
 
 
