@@ -91,7 +91,9 @@ def transpose(x: object, *axes: int) -> Variable:
         axes = tuple(axes[0])
     if not axes:
         axes = tuple(reversed(range(x.ndim)))
-    axes = tuple(a % x.ndim if x.ndim else a for a in axes)
+    if any(not -x.ndim <= a < x.ndim for a in axes):
+        raise ValueError(f"transpose: axes {axes} out of range for a {x.ndim}-d tensor")
+    axes = tuple(a % x.ndim for a in axes)
     if sorted(axes) != list(range(x.ndim)):
         raise ValueError(f"transpose: {axes} is not a permutation of the {x.ndim} axes")
     return dimshuffle(x, *axes)
