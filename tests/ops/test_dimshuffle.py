@@ -158,6 +158,15 @@ def test_transpose_rejects_non_permutations(axes: tuple) -> None:
         T.transpose(T.tensor3("x"), axes)
 
 
+@pytest.mark.parametrize("axes", [(2, 0, 4), (-4, 0, 1), (0, 1, 5)])
+def test_transpose_rejects_out_of_range_axes(axes: tuple) -> None:
+    # Reducing them modulo ndim would quietly turn (2, 0, 4) into the permutation (2, 0, 1).
+    with pytest.raises(ValueError, match="out of range"):
+        T.transpose(T.tensor3("x"), axes)
+    with pytest.raises(ValueError):
+        T.transpose(T.scalar("s"), 0)
+
+
 # ---------------------------------------------------------------------------------------
 # gradients
 
