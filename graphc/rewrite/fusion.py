@@ -1,0 +1,138 @@
+"""Elementwise fusion: maximal regions of Elemwise nodes become one :class:`Fused` node.
+
+Regions grow from each consumer towards its producers (in reverse topological
+order). A producer joins its consumers' region when
+
+- every node that uses its output is in that one region (a value also used
+  elsewhere stays a separate node, so nothing is computed twice and the
+  region can be contracted without creating a cycle); being a graph output as
+  well is allowed, the value then becomes an extra output of the fused node;
+- it has the region's rank, and it is not broadcast *up* inside the region
+  (a row vector computed once must not be recomputed for every row).
+
+A region whose result has a single use by a :class:`~graphc.ops.reduce.Reduce`
+absorbs the reduction: ``sum(exp(x) * y)`` is one node.
+"""
+
+from __future__ import annotations
+
+from graphc.graph.basic import Apply, Variable
+from graphc.graph.fgraph import OUTPUT, FunctionGraph
+from graphc.ops.elemwise import Elemwise
+from graphc.rewrite.framework import RewriteLog, check_replacement, register_global
+from graphc.rewrite.fused import Fused
+from graphc.rewrite.utils import RUN
+
+
+def _broadcast_up(var: Variable, root: Variable) -> bool:
+    return any(s == 1 and r != 1 for s, r in zip(var.type.shape, root.type.shape))
+
+
+def _reduce_cls() -> type | None:
+    try:
+        from graphc.ops.reduce import Reduce
+    except ImportError:  # reductions may be mid-edit
+        return None
+    return Reduce
+
+
+def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
+    """Elementwise regions, each as nodes in topological order (its root last)."""
+    order = fgraph.toposort()
+    position = {n: k for k, n in enumerate(order)}
+    region_of: dict[Apply, int] = {}
+    roots: list[Apply] = []
+    for node in reversed(order):
+        if not isinstance(node.op, Elemwise) or len(node.outputs) != 1:
+            continue
+        out = node.outputs[0]
+        uses = fgraph.clients.get(out, [])
+        consumers = {c for c, _ in uses if c != OUTPUT}
+        target = None
+        if consumers and all(c in region_of for c in consumers):
+            ids = {region_of[c] for c in consumers}
+            if len(ids) == 1:
+                rid = ids.pop()
+                root_out = roots[rid].outputs[0]
+                used_outside = len(consumers) < len(uses)
+                if (out.ndim == root_out.ndim and not _broadcast_up(out, root_out)
+                        and (not used_outside or out.type.shape == root_out.type.shape)):
+                    target = rid
+        if target is None:
+            target = len(roots)
+            roots.append(node)
+        region_of[node] = target
+    regions: list[list[Apply]] = [[] for _ in roots]
+    for node, rid in region_of.items():
+        regions[rid].append(node)
+    for nodes in regions:
+        nodes.sort(key=position.__getitem__)
+    return regions
+
+
+def build_fused(fgraph: FunctionGraph, nodes: list[Apply], reduce_node: Apply | None = None
+                ) -> tuple[Fused, list[Variable], list[Variable]]:
+    """The Fused op for ``nodes`` (topologically sorted), its inputs, and the variables its
+    outputs replace."""
+    members = set(nodes)
+    slot: dict[Variable, int] = {}
+    inputs: list[Variable] = []
+    for node in nodes:
+        for inp in node.inputs:
+            if (inp.owner not in members) and inp not in slot:
+                slot[inp] = len(inputs)
+                inputs.append(inp)
+    steps = []
+    for node in nodes:
+        out = node.outputs[0]
+        steps.append((node.op.scalar_op, tuple(slot[i] for i in node.inputs), out.dtype))
+        slot[out] = len(inputs) + len(steps) - 1
+    root = nodes[-1].outputs[0]
+    replaced = [root]
+    for node in nodes[:-1]:
+        out = node.outputs[0]
+        if any(c == OUTPUT or c not in members for c, _ in fgraph.clients.get(out, [])):
+            replaced.append(out)
+    reduce = None
+    if reduce_node is not None:
+        reduce = reduce_node.op
+        replaced = [reduce_node.outputs[0]]
+    op = Fused(len(inputs), steps, [slot[v] for v in ([root] if reduce else replaced)], reduce)
+    return op, inputs, replaced
+
+
+def _absorbable_reduce(fgraph: FunctionGraph, nodes: list[Apply]) -> Apply | None:
+    Reduce = _reduce_cls()
+    if Reduce is None:
+        return None
+    root = nodes[-1].outputs[0]
+    uses = fgraph.clients.get(root, [])
+    if len(uses) != 1 or uses[0][0] == OUTPUT:
+        return None
+    client = uses[0][0]
+    if not isinstance(client.op, Reduce):
+        return None
+    members = set(nodes)
+    for node in nodes[:-1]:  # extra outputs and a reduction do not mix
+        if any(c == OUTPUT or c not in members for c, _ in fgraph.clients.get(node.outputs[0], [])):
+            return None
+    return client
+
+
+@register_global("fusion", tags=(*RUN, "fusion"))
+def elemwise_fusion(fgraph: FunctionGraph, log: RewriteLog) -> None:
+    """Replace each elementwise region (and a sum consuming it) by one Fused node."""
+    for nodes in find_regions(fgraph):
+        if any(n not in fgraph.nx for n in nodes):
+            continue
+        reduce_node = _absorbable_reduce(fgraph, nodes)
+        if len(nodes) < 2 and reduce_node is None:
+            continue
+        op, inputs, replaced = build_fused(fgraph, nodes, reduce_node)
+        new_outputs = op.make_node(*inputs).outputs
+        for old, new in zip(replaced, new_outputs):
+            check_replacement("elemwise_fusion", old, new)
+        for old, new in zip(replaced, new_outputs):
+            fgraph.replace(old, new, reason="elemwise_fusion")
+        what = f" + {reduce_node.op}" if reduce_node is not None else ""
+        log.record("elemwise_fusion", f"{len(nodes)} elementwise nodes{what} -> {op}")

@@ -1,0 +1,121 @@
+"""The pass manager: phases, fixed point, include/exclude, type validation, the log."""
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.tensor as T
+from graphc.graph.fgraph import FunctionGraph
+from graphc.rewrite import DB, RewriteTypeError, available_rewrites, rewrite_graph
+from graphc.rewrite.framework import LocalRewrite, RewriteLog, run_local_phase
+from tests.rewrite.helpers import op_names
+
+
+def test_phases_run_in_order_and_are_listed() -> None:
+    phases = list(available_rewrites())
+    assert phases[:3] == ["merge", "canonicalize", "stabilize"]
+    assert phases.index("specialize") < phases.index("fusion")
+    assert "constant_folding" in available_rewrites()["canonicalize"]
+
+
+def test_fixed_point_and_log() -> None:
+    x = T.matrix("x")
+    f = graphc.function([x], ((x * 1) * 1 + 0) * 1, mode="PY")
+    assert f.fgraph.toposort() == [] or op_names(f) == []
+    assert any("local_add_mul_constants" in line for line in f.rewrite_log)
+    assert f.rewrite_log[-1].startswith("rewrote")
+    v = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(f(v), v)
+
+
+def test_excluding_by_rewrite_phase_and_tag() -> None:
+    x = T.matrix("x")
+    out = x * 1
+    f = graphc.function([x], out, mode=graphc.Mode(excluding=["local_add_mul_constants"]))
+    assert op_names(f) == ["mul"]
+    f = graphc.function([x], out, mode=graphc.Mode(excluding=["canonicalize"]))
+    assert op_names(f) == ["mul"]
+    f = graphc.function([x], out, mode=graphc.Mode(excluding=["fast_run"]))
+    assert op_names(f) == ["mul"]
+    f = graphc.function([x], out, mode="NONE")
+    assert op_names(f) == ["mul"]
+    assert f.rewrite_log == []
+
+
+def test_including_adds_to_a_lower_level() -> None:
+    x, y = T.matrix("x"), T.matrix("y")
+    out = T.exp(x) * y + T.tanh(y)
+    f = graphc.function([x, y], out, mode="FAST_COMPILE")
+    assert "Fused" not in op_names(f)
+    f = graphc.function([x, y], out, mode=graphc.Mode(rewrites="fast_compile", including=["fusion"]))
+    assert op_names(f) == ["Fused"]
+
+
+def test_unknown_names_are_rejected() -> None:
+    x = T.matrix("x")
+    with pytest.raises(ValueError, match="unknown rewrite.*'no_such_rewrite'"):
+        graphc.function([x], x * 2, mode=graphc.Mode(excluding=["no_such_rewrite"]))
+
+
+def test_type_changing_rewrite_is_refused_with_its_name() -> None:
+    x = T.matrix("x")
+    bad = LocalRewrite("bad_cast", lambda fg, node: [T.cast(node.inputs[0], "float64")])
+    fg = FunctionGraph([x], [T.exp(x)])
+    with pytest.raises(RewriteTypeError, match="bad_cast.*float64"):
+        run_local_phase(fg, [bad], RewriteLog())
+
+
+def test_shape_changing_rewrite_is_refused() -> None:
+    x = T.tensor("float32", (None, 3), "x")
+    bad = LocalRewrite("bad_shape", lambda fg, node: [T.tensor("float32", (2, 3), "c")])
+    fg = FunctionGraph([x], [T.exp(x)])
+    with pytest.raises(RewriteTypeError, match="bad_shape"):
+        run_local_phase(fg, [bad], RewriteLog())
+
+
+def test_rewrites_that_undo_each_other_stop() -> None:
+    x = T.matrix("x")
+
+    def flip(fg, node):
+        if len(node.inputs) != 2:
+            return None
+        a, b = node.inputs
+        return [T.add(b, a)]
+
+    looping = LocalRewrite("flip", flip, tags=())
+    fg = FunctionGraph([x], [T.add(x, T.exp(x))])
+    with pytest.warns(UserWarning, match="fixed point"):
+        run_local_phase(fg, [looping], RewriteLog(), max_steps=20)
+
+
+def test_rewrite_graph_on_a_bare_fgraph() -> None:
+    x = T.vector("x")
+    fg = FunctionGraph([x], [x + 0])
+    log = rewrite_graph(fg, graphc.Mode())
+    assert fg.outputs[0] is x
+    assert log
+
+
+def test_every_rewrite_is_named_uniquely() -> None:
+    names = DB.names()
+    assert len(names) == len(set(names))
+    assert {"merge", "constant_folding", "local_merge"} <= set(names)
+
+
+def test_a_thousand_node_graph_rewrites_fast() -> None:
+    import time
+
+    x = T.matrix("x")
+    y = x
+    for i in range(250):
+        y = T.tanh(y * 1.0001 + (i % 7)) - y * 0.5
+    f0 = graphc.function([x], y, mode="NONE")
+    n_before = len(f0.fgraph.toposort())
+    assert n_before >= 1000
+    start = time.perf_counter()
+    f = graphc.function([x], y, mode="PY")
+    elapsed = time.perf_counter() - start
+    assert len(f.fgraph.toposort()) < n_before
+    assert elapsed < 3.0  # typically well under a second; generous for loaded CI machines
+    v = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
+    np.testing.assert_allclose(f(v), f0(v), rtol=1e-4)
