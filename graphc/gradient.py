@@ -74,6 +74,7 @@ def grad(
             depends.update(node.outputs)
             relevant.append(node)
 
+    used_by_relevant = {i for node in relevant for i in node.inputs} | set(grads)
     for node in reversed(relevant):
         out_grads = [grads.get(o) for o in node.outputs]
         if all(g is None for g in out_grads):
@@ -107,6 +108,9 @@ def grad(
         g = grads.get(w)
         if isinstance(g, NullGrad):
             raise NullTypeGradError(g.message())
+        if g is None and not w.type.is_float and w in used_by_relevant:
+            # The cost depends on an integer input: its gradient is zero, as in Theano.
+            g = zeros_like(w, dtype="float64")
         if g is None:
             message = (
                 f"grad: the cost does not depend on {w!r}; pass disconnected_inputs='ignore' or "

@@ -148,3 +148,11 @@ def test_verify_grad_catches_a_wrong_gradient() -> None:
     with pytest.raises(GradientError, match="input 0"):
         verify_grad(lambda a: WrongSquare()(a), [np.array([1.0, 2.0])])
     verify_grad(lambda a: a * a, [np.array([1.0, 2.0])])
+
+
+def test_integer_input_gets_zero_gradient() -> None:
+    x, k = T.dvector("x"), T.iscalar("k")
+    cost = (x * k).sum()
+    g = graphc.grad(cost, k)
+    assert g.dtype == "float64"
+    assert graphc.function([x, k], g, mode="PY")(np.ones(2), 3) == 0.0
