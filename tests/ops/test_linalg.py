@@ -87,10 +87,6 @@ def test_outer_matches_numpy(rng, sa, sb, da, db):
 
 
 def test_outer_flattens_higher_ranks(rng):
-    import graphc.ops.shape as shape_ops
-
-    if not hasattr(shape_ops, "flatten"):
-        pytest.skip("graphc.ops.shape.flatten is not available yet")
     check(rng, T.outer, np.outer, (2, 2), (3,), known=False)
 
 

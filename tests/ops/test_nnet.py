@@ -263,7 +263,6 @@ def test_binary_crossentropy_broadcast_target():
     np.testing.assert_allclose(out, -(tv * np.log(ov) + (1 - tv) * np.log(1 - ov)))
 
 
-@pytest.mark.skipif(not hasattr(T, "subtensor"), reason="hessian needs indexing (graphc.ops.subtensor)")
 def test_second_order_softmax():
     # Hessian of a softmax cross-entropy w.r.t. the logits is diag(p) - p p^T.
     x = T.dvector("x")
