@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import F32, F64, I32, I64, fconst, fmuladd, horner
+from graphc.backend.llvm.irutil import F32, I32, I64, fconst, fmuladd, horner
 
 Builder = Callable[[ir.IRBuilder, ir.Value], ir.Value]
 _BUILDERS: dict[str, Builder] = {}

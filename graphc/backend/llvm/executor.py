@@ -1,0 +1,315 @@
+"""LLVMProgram: runs a FunctionGraph with native elementwise kernels.
+
+Compile time does everything it can: each node gets a *runner* (a closure over
+its kernel, dtypes, rank and slots), all new kernels go into one LLVM module
+compiled once, and kernels already compiled in this process are reused. A call
+then only checks each native node's inputs (dtype, rank, broadcast shapes: the
+guard that keeps bad input out of native code), allocates outputs with NumPy and
+calls the kernel through ctypes. Nodes without a kernel run their reference
+``perform`` through ``run_node``. ``debug=True`` runs the reference beside every
+native node and raises on the first disagreement.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm import jit
+from graphc.backend.llvm.expr import ScalarDAG, dag_for_node, input_dependencies
+from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
+from graphc.backend.llvm.scalar import Unsupported
+from graphc.backend.reference import NodeRuntimeError, describe_failure, run_node
+from graphc.config import config
+from graphc.graph.basic import Apply, Variable
+from graphc.graph.fgraph import FunctionGraph
+from graphc.ops.elemwise import Elemwise
+
+Runner = Callable[[list[Any]], list[Any]]
+
+
+class DebugModeError(NodeRuntimeError):
+    """In DEBUG mode, a native kernel disagreed with the reference evaluator."""
+
+
+# -- process-wide kernel cache ---------------------------------------------------------
+_cache_lock = threading.Lock()
+_kernels: dict[str, tuple[int, jit.CompiledModule]] = {}
+_LAYOUT_OK: bool | None = None
+
+
+def native_available() -> bool:
+    """Whether kernels can run here (the ndarray struct layout they read is as expected)."""
+    global _LAYOUT_OK
+    if _LAYOUT_OK is None:
+        _LAYOUT_OK = pyarray_layout_ok()
+    return _LAYOUT_OK
+
+
+def _cfunc(addr: int, nargs: int) -> Callable[..., int]:
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.py_object] * nargs))
+    return proto(addr)
+
+
+def _broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
+    first = shapes[0]
+    for s in shapes:
+        if s != first:
+            break
+    else:
+        return first
+    out = []
+    for dims in zip(*shapes):
+        sizes = {d for d in dims if d != 1}
+        if len(sizes) > 1:
+            raise ValueError(f"shapes {list(shapes)} cannot be broadcast together")
+        out.append(sizes.pop() if sizes else 1)
+    return tuple(out)
+
+
+class _Plan:
+    """A native node waiting for its kernel address."""
+
+    def __init__(self, node: Apply, dag: ScalarDAG, taken: list[int], name: str, ndim: int) -> None:
+        self.node, self.dag, self.taken, self.name, self.ndim = node, dag, taken, name, ndim
+
+
+def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runner:
+    node = plan.node
+    taken = plan.taken
+    ndim = plan.ndim
+    in_dt = [np.dtype(node.inputs[i].dtype) for i in taken]
+    out_dt = [np.dtype(o.dtype) for o in plan.dag.outputs]
+    single_in = len(taken) == 1
+    # A fused node's extra outputs may read fewer inputs, hence broadcast to a smaller shape:
+    # then its kernel (one iteration space) does not apply and the reference runs.
+    partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != len(taken)]
+    post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
+    nan_guard = config.nan_guard
+    ndarray = np.ndarray
+    empty = np.empty
+
+    def fail(values: list[Any], exc: Exception) -> None:
+        raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
+
+    def run(values: list[Any]) -> list[Any]:
+        arrays = []
+        for k, i in enumerate(taken):
+            a = values[i]
+            if type(a) is not ndarray or a.dtype is not in_dt[k] or a.ndim != ndim:
+                a = np.asarray(a, dtype=in_dt[k])
+                if a.ndim != ndim:
+                    fail(values, ValueError(f"input {i} has {a.ndim} dimensions, expected {ndim}"))
+            arrays.append(a)
+        if single_in:
+            shape = arrays[0].shape
+        else:
+            try:
+                shape = _broadcast_shape([a.shape for a in arrays])
+            except ValueError as exc:
+                fail(values, exc)
+        for deps in partial:
+            if _broadcast_shape([arrays[k].shape for k in deps] or [()]) != shape:
+                return run_node(node, values)
+        outs = [empty(shape, d) for d in out_dt]
+        if cfunc(*arrays, *outs):
+            return run_node(node, values)  # raises the reference's error, or computes it
+        if post is not None:
+            try:
+                outs = list(post.perform(node, outs))
+            except (ValueError, IndexError, TypeError) as exc:
+                fail(values, exc)
+        if nan_guard:
+            for o in outs:
+                if o.dtype.kind == "f" and np.isnan(o).any():
+                    raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
+        return outs
+
+    if not debug:
+        return run
+
+    def run_checked(values: list[Any]) -> list[Any]:
+        outs = run(values)
+        ref = run_node(node, list(values))
+        for k, (got, want) in enumerate(zip(outs, ref)):
+            _compare(node, k, np.asarray(got), np.asarray(want))
+        return outs
+
+    return run_checked
+
+
+def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
+    problem = None
+    if got.dtype != want.dtype:
+        problem = f"dtype {got.dtype} vs reference {want.dtype}"
+    elif got.shape != want.shape:
+        problem = f"shape {got.shape} vs reference {want.shape}"
+    elif got.dtype.kind == "f":
+        rtol, atol = (1e-4, 1e-6) if got.dtype.itemsize <= 4 else (1e-9, 1e-12)
+        ok = np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        if not ok.all():
+            idx = np.argwhere(~ok)[0]
+            problem = (f"value {got[tuple(idx)]!r} vs reference {want[tuple(idx)]!r} at index "
+                       f"{tuple(int(i) for i in idx)} ({int((~ok).sum())} elements differ)")
+    elif not np.array_equal(got, want):
+        problem = "values differ from the reference"
+    if problem:
+        raise DebugModeError(
+            f"DEBUG mode: native {node.op} disagrees with the reference on output {k}: "
+            f"{problem}\n  the op was built at {node.trace}"
+        )
+
+
+def _fallback_runner(node: Apply) -> Runner:
+    return lambda values: run_node(node, values)
+
+
+class LLVMProgram:
+    """Evaluates a FunctionGraph with native kernels where possible (see module doc)."""
+
+    def __init__(self, fgraph: FunctionGraph, debug: bool = False, opt: int = 3) -> None:
+        self.fgraph = fgraph
+        self.debug = debug
+        self.opt = opt
+        self.order = fgraph.toposort()
+        self.lazy = any(node.op.lazy for node in self.order)
+        self.native_nodes: list[Apply] = []
+        self.fallback_nodes: list[tuple[Apply, str]] = []
+        self.modules: list[jit.CompiledModule] = []
+        self.runners: dict[Apply, Runner] = self._compile()
+        self._plan_slots()
+
+    # -- compile time --------------------------------------------------------------------
+    def _compile(self) -> dict[Apply, Runner]:
+        plans: list[_Plan] = []
+        runners: dict[Apply, Runner] = {}
+        module = ir.Module(name="graphc")
+        new_names: list[str] = []
+        for node in self.order:
+            plan = self._plan(node, module, new_names) if native_available() else None
+            if plan is None:
+                runners[node] = _fallback_runner(node)
+            else:
+                plans.append(plan)
+        if new_names:
+            compiled = jit.compile_module(module, new_names, self.opt)
+            self.modules.append(compiled)
+            with _cache_lock:
+                for n in new_names:
+                    _kernels[self._key(n)] = (compiled.addresses[n], compiled)
+        for plan in plans:
+            addr, compiled = _kernels[self._key(plan.name)]
+            if compiled not in self.modules:
+                self.modules.append(compiled)
+            cf = _cfunc(addr, len(plan.dag.inputs) + len(plan.dag.outputs))
+            runners[plan.node] = _native_runner(plan, cf, self.debug)
+            self.native_nodes.append(plan.node)
+        return runners
+
+    def _key(self, name: str) -> str:
+        return f"{name}@O{self.opt}"
+
+    def _plan(self, node: Apply, module: ir.Module, new_names: list[str]) -> _Plan | None:
+        found = dag_for_node(node)
+        if found is None:
+            self.fallback_nodes.append((node, "no kernel for this op"))
+            return None
+        dag, taken = found
+        ndim = node.inputs[taken[0]].ndim
+        if any(node.inputs[i].ndim != ndim for i in taken):
+            self.fallback_nodes.append((node, "inputs of different ranks"))
+            return None
+        name = kernel_name(dag, ndim)
+        with _cache_lock:
+            cached = self._key(name) in _kernels
+        if not cached and name not in module.globals:
+            try:
+                check_dag(dag)  # before building: a half-built function cannot be removed
+                build_kernel(module, dag, ndim, [o.dtype for o in dag.outputs])
+            except Unsupported as exc:
+                self.fallback_nodes.append((node, str(exc)))
+                return None
+            new_names.append(name)
+        return _Plan(node, dag, taken, name, ndim)
+
+    def _plan_slots(self) -> None:
+        slot: dict[Variable, int] = {}
+        template: list[Any] = []
+
+        def get(var: Variable) -> int:
+            if var not in slot:
+                slot[var] = len(template)
+                template.append(var.data if var.owner is None and hasattr(var, "data") else None)
+            return slot[var]
+
+        self.input_slots = [get(v) for v in self.fgraph.inputs]
+        steps = []
+        for node in self.order:
+            ins = [get(v) for v in node.inputs]
+            outs = [get(v) for v in node.outputs]
+            steps.append((self.runners[node], ins, outs))
+        self.output_slots = [get(v) for v in self.fgraph.outputs]
+        # Release intermediates after their last use, so peak memory stays that of the reference.
+        keep = set(self.output_slots) | set(self.input_slots)
+        keep |= {s for v, s in slot.items() if v.owner is None}
+        last: dict[int, int] = {}
+        for k, (_, ins, outs) in enumerate(steps):
+            for s in ins + outs:
+                last[s] = k
+        frees: list[list[int]] = [[] for _ in steps]
+        for s, k in last.items():
+            if s not in keep:
+                frees[k].append(s)
+        self.steps = [(r, ins, outs, tuple(frees[k])) for k, (r, ins, outs) in enumerate(steps)]
+        self.template = template
+        self.slot = slot
+
+    # -- run time ------------------------------------------------------------------------
+    def __call__(self, input_values: Sequence[Any]) -> list[Any]:
+        if self.lazy:
+            return self._run_on_demand(input_values)
+        st = self.template[:]
+        for s, v in zip(self.input_slots, input_values):
+            st[s] = v
+        for runner, ins, outs, free in self.steps:
+            res = runner([st[i] for i in ins])
+            for o, r in zip(outs, res):
+                st[o] = r
+            for f in free:
+                st[f] = None
+        return [st[o] for o in self.output_slots]
+
+    def _run_on_demand(self, input_values: Sequence[Any]) -> list[Any]:
+        """As the reference evaluator: compute only what outputs need; lazy ops choose."""
+        values: dict[Variable, Any] = {
+            v: self.template[s] for v, s in self.slot.items() if self.template[s] is not None
+        }
+        values.update(zip(self.fgraph.inputs, input_values))
+        stack = list(self.fgraph.outputs)
+        while stack:
+            var = stack[-1]
+            if var in values:
+                stack.pop()
+                continue
+            node = var.owner
+            missing = [i for i in node.op.needed_inputs(node, values) if i not in values]
+            if missing:
+                stack.extend(missing)
+                continue
+            outs = self.runners[node]([values.get(i) for i in node.inputs])
+            values.update(zip(node.outputs, outs))
+            stack.pop()
+        return [values[o] for o in self.fgraph.outputs]
+
+    # -- introspection -------------------------------------------------------------------
+    def llvm_ir(self, optimized: bool = True) -> str:
+        """The LLVM IR of the modules holding this program's kernels."""
+        return "\n".join(m.opt_ir_text if optimized else m.ir_text for m in self.modules)
+
+    def asm(self) -> str:
+        return "\n".join(m.asm() for m in self.modules)

@@ -1,0 +1,236 @@
+"""Elementwise kernel code generation from a ScalarDAG.
+
+A kernel is ``i32 kernel(PyArrayObject *in0, ..., PyArrayObject *out0, ...)``:
+it reads data pointers, shapes, strides and flags straight from the NumPy array
+structs (their layout is NumPy's public ABI; checked at import by
+``pyarray_layout_ok``), so a call from Python passes only the arrays. The
+caller has already checked dtypes, ranks and broadcast-compatible shapes and
+allocated the outputs with the broadcast shape.
+
+Two paths: when every array is C-contiguous with the output's shape (inputs
+that are statically one element are loaded once), a single flat loop that LLVM
+vectorizes; otherwise nested loops over the output's dimensions with per-array
+element strides (0 along broadcast dimensions), whose innermost loop LLVM
+versions for unit stride. Returns 0, 1 when an op reported an error (the
+executor then re-runs the reference to raise it), 2 for unaligned data.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.expr import ScalarDAG, SNode
+from graphc.backend.llvm.irutil import I8, I32, I64, NATIVE_DTYPES, PTR, const, mem_type
+from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_apply
+
+# PyArrayObject_fields: PyObject_HEAD, data, nd, dimensions, strides, base, descr, flags.
+OFF_DATA, OFF_DIMS, OFF_STRIDES, OFF_FLAGS = 16, 32, 40, 64
+NPY_C_CONTIGUOUS, NPY_ALIGNED = 0x0001, 0x0100
+STATUS_OK, STATUS_ERROR, STATUS_UNALIGNED = 0, 1, 2
+
+
+def pyarray_layout_ok() -> bool:
+    """Whether this process's ndarray struct has the field offsets the kernels read."""
+    try:
+        a = np.zeros((3, 4), "float32")[:, ::2]
+        base = id(a)
+        data = ctypes.c_void_p.from_address(base + OFF_DATA).value
+        dims = ctypes.c_void_p.from_address(base + OFF_DIMS).value
+        strides = ctypes.c_void_p.from_address(base + OFF_STRIDES).value
+        flags = ctypes.c_int.from_address(base + OFF_FLAGS).value
+        shape = tuple((ctypes.c_int64 * 2).from_address(dims))
+        st = tuple((ctypes.c_int64 * 2).from_address(strides))
+        c = np.zeros(5)
+        cflags = ctypes.c_int.from_address(id(c) + OFF_FLAGS).value
+        return (data == a.ctypes.data and shape == a.shape and st == a.strides
+                and not flags & NPY_C_CONTIGUOUS and bool(cflags & NPY_C_CONTIGUOUS)
+                and bool(cflags & NPY_ALIGNED) and ctypes.sizeof(ctypes.c_void_p) == 8)
+    except Exception:
+        return False
+
+
+def kernel_name(dag: ScalarDAG, ndim: int) -> str:
+    digest = hashlib.sha1(f"{ndim}|{dag.key()}".encode()).hexdigest()[:20]
+    return f"gck_{digest}"
+
+
+def _field(b: ir.IRBuilder, obj: ir.Value, off: int, ty: ir.Type) -> ir.Value:
+    return b.load(b.gep(obj, [ir.Constant(I64, off)], source_etype=I8), typ=ty)
+
+
+def _load_elem(b: ir.IRBuilder, data: ir.Value, idx: ir.Value, dtype: str) -> ir.Value:
+    v = b.load(b.gep(data, [idx], source_etype=mem_type(dtype)), typ=mem_type(dtype))
+    return b.icmp_unsigned("!=", v, ir.Constant(I8, 0)) if dtype == "bool" else v
+
+
+def _store_elem(b: ir.IRBuilder, v: ir.Value, data: ir.Value, idx: ir.Value, dtype: str) -> None:
+    if dtype == "bool":
+        v = b.zext(v, I8)
+    b.store(v, b.gep(data, [idx], source_etype=mem_type(dtype)))
+
+
+def evaluate(ctx: Ctx, outputs: list[SNode], inputs: list[ir.Value]) -> list[ir.Value]:
+    """Lower the DAG on the given input values (each node once)."""
+    memo: dict[int, ir.Value] = {}
+    order: list[SNode] = []
+    seen: set[int] = set()
+    stack: list[tuple[SNode, bool]] = [(o, False) for o in reversed(outputs)]
+    while stack:  # post-order without recursion (fused DAGs may be deep)
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    for node in order:
+        if node.kind == "input":
+            memo[id(node)] = inputs[node.index]
+        elif node.kind == "const":
+            memo[id(node)] = const(node.dtype, node.value)
+        else:
+            args = [(memo[id(a)], a.dtype) for a in node.args]
+            memo[id(node)] = lower_apply(ctx, node.op, node.params, args, node.dtype, node.impl)
+    return [memo[id(o)] for o in outputs]
+
+
+def _loop(b: ir.IRBuilder, n: ir.Value, body) -> None:
+    """``for i in range(n): body(i)`` for n >= 1 (a rotated loop)."""
+    pre = b.block
+    head = b.append_basic_block("loop")
+    after = b.append_basic_block("after")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name="i")
+    i.add_incoming(ir.Constant(I64, 0), pre)
+    body(i)
+    nxt = b.add(i, ir.Constant(I64, 1), flags=["nuw", "nsw"])
+    i.add_incoming(nxt, b.block)
+    b.cbranch(b.icmp_signed("<", nxt, n), head, after)
+    b.position_at_end(after)
+
+
+def check_dag(dag: ScalarDAG) -> None:
+    """Raise Unsupported unless every op of ``dag`` has a native lowering for its dtypes."""
+    seen: set[int] = set()
+    stack = list(dag.outputs)
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if node.dtype not in NATIVE_DTYPES:
+            raise Unsupported(f"dtype {node.dtype} has no native kernels")
+        if node.kind == "apply":
+            check_apply(node.op, node.params, [a.dtype for a in node.args], node.impl)
+            stack.extend(node.args)
+
+
+def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[str]) -> str:
+    """Add the kernel for ``dag`` over ``ndim``-d arrays to ``module``; returns its name."""
+    name = kernel_name(dag, ndim)
+    if name in module.globals:
+        return name
+    check_dag(dag)
+    for d in out_dtypes:
+        if d not in NATIVE_DTYPES:
+            raise Unsupported(f"dtype {d} has no native kernels")
+    nin, nout = len(dag.inputs), len(dag.outputs)
+    fn = ir.Function(module, ir.FunctionType(I32, [PTR] * (nin + nout)), name=name)
+    fn.attributes.add("nounwind")
+    arrays = list(fn.args)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    status = b.alloca(I32, name="status")
+    b.store(ir.Constant(I32, STATUS_OK), status)
+    ctx = Ctx(b, status)
+    in_dtypes = [d for d, _ in dag.inputs]
+    dtypes = in_dtypes + out_dtypes
+    scalar_in = [s for _, s in dag.inputs]
+
+    flags = [_field(b, a, OFF_FLAGS, I32) for a in arrays]
+    aligned = ir.Constant(ir.IntType(1), 1)
+    for f in flags:
+        aligned = b.and_(aligned, b.icmp_unsigned("!=", b.and_(f, ir.Constant(I32, NPY_ALIGNED)),
+                                                  ir.Constant(I32, 0)))
+    bad = fn.append_basic_block("unaligned")
+    go = fn.append_basic_block("go")
+    b.cbranch(aligned, go, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I32, STATUS_UNALIGNED))
+    b.position_at_end(go)
+
+    odims = _field(b, arrays[nin], OFF_DIMS, PTR)
+    shape = [b.load(b.gep(odims, [ir.Constant(I64, d)], source_etype=I64), typ=I64) for d in range(ndim)]
+    n = ir.Constant(I64, 1)
+    for s in shape:
+        n = b.mul(n, s)
+    data = [_field(b, a, OFF_DATA, PTR) for a in arrays]
+    dims = [_field(b, a, OFF_DIMS, PTR) for a in arrays]
+
+    contig = ir.Constant(ir.IntType(1), 1)
+    for k in range(len(arrays)):
+        if k < nin and scalar_in[k]:
+            continue
+        c = b.icmp_unsigned("!=", b.and_(flags[k], ir.Constant(I32, NPY_C_CONTIGUOUS)), ir.Constant(I32, 0))
+        for d in range(ndim):
+            dk = b.load(b.gep(dims[k], [ir.Constant(I64, d)], source_etype=I64), typ=I64)
+            c = b.and_(c, b.icmp_signed("==", dk, shape[d]))
+        contig = b.and_(contig, c)
+
+    done = fn.append_basic_block("done")
+    work = fn.append_basic_block("work")
+    b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), work, done)
+    b.position_at_end(work)
+    # Statically one-element inputs: one load (n > 0 here, so they hold an element).
+    fixed = {i: _load_elem(b, data[i], ir.Constant(I64, 0), in_dtypes[i])
+             for i in range(nin) if scalar_in[i]}
+    flat = fn.append_basic_block("contiguous")
+    strided = fn.append_basic_block("strided")
+    b.cbranch(contig, flat, strided)
+
+    def compute(index_of) -> None:
+        vals = [fixed[i] if i in fixed else _load_elem(b, data[i], index_of(i), in_dtypes[i])
+                for i in range(nin)]
+        outs = evaluate(ctx, dag.outputs, vals)
+        for j, v in enumerate(outs):
+            _store_elem(b, v, data[nin + j], index_of(nin + j), out_dtypes[j])
+
+    b.position_at_end(flat)
+    _loop(b, n, lambda i: compute(lambda k: i))
+    b.branch(done)
+
+    b.position_at_end(strided)
+    strides_p = [_field(b, a, OFF_STRIDES, PTR) for a in arrays]
+    estrides: list[list[ir.Value]] = []
+    for k in range(len(arrays)):
+        shift = ir.Constant(I64, int(np.log2(np.dtype(dtypes[k]).itemsize)))
+        row = []
+        for d in range(ndim):
+            dk = b.load(b.gep(dims[k], [ir.Constant(I64, d)], source_etype=I64), typ=I64)
+            sk = b.load(b.gep(strides_p[k], [ir.Constant(I64, d)], source_etype=I64), typ=I64)
+            row.append(b.select(b.icmp_signed("==", dk, ir.Constant(I64, 1)), ir.Constant(I64, 0),
+                                b.ashr(sk, shift)))
+        estrides.append(row)
+
+    def nest(d: int, offs: list[ir.Value]) -> None:
+        if d == ndim:
+            compute(lambda k: offs[k])
+            return
+
+        def body(j: ir.Value) -> None:
+            nest(d + 1, [b.add(o, b.mul(j, estrides[k][d])) for k, o in enumerate(offs)])
+
+        _loop(b, shape[d], body)
+
+    nest(0, [ir.Constant(I64, 0)] * len(arrays))
+    b.branch(done)
+
+    b.position_at_end(done)
+    b.ret(b.load(status, typ=I32))
+    return name
