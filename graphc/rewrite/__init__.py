@@ -24,11 +24,15 @@ for _name, _kind in (("merge", "global"), ("canonicalize", "local"), ("stabilize
 
 from graphc.rewrite import (  # noqa: E402  (registration order matters)
     canonicalize,
+    canonicalize_shape,
     constant_folding,
     fusion,
     merge,
+    specialize,
+    stabilize,
 )
 from graphc.rewrite.fused import Fused  # noqa: E402
+from graphc.rewrite.gemm import Gemm  # noqa: E402
 
 
 def available_rewrites() -> dict[str, list[str]]:
@@ -37,6 +41,6 @@ def available_rewrites() -> dict[str, list[str]]:
 
 
 __all__ = [
-    "DB", "Fused", "GlobalRewrite", "LocalRewrite", "RewriteLog", "RewriteTypeError", "register_global",
-    "register_local", "rewrite_graph", "available_rewrites",
+    "DB", "Fused", "Gemm", "GlobalRewrite", "LocalRewrite", "RewriteLog", "RewriteTypeError",
+    "register_global", "register_local", "rewrite_graph", "available_rewrites",
 ]

@@ -1,0 +1,164 @@
+"""Specialization: replace general forms by the cheaper special ops that compute them.
+
+- ``dot(A, B) + C``, ``alpha * dot(A, B) + C`` and ``C - alpha * dot(A, B)`` -> one
+  :class:`~graphc.rewrite.gemm.Gemm` (bias adds and SGD updates);
+- ``x ** 2 -> sqr(x)``, ``x ** 0.5 -> sqrt(x)``, ``x ** -0.5 -> 1 / sqrt(x)``;
+- ``x * -1 -> -x``;
+- ``x / c -> x * (1 / c)`` for a float constant ``c`` (so ``mean`` is ``sum * (1 / n)``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from graphc.graph.basic import Apply, Constant, Variable
+from graphc.graph.fgraph import FunctionGraph
+from graphc.ops import elemwise as E
+from graphc.ops.dimshuffle import DimShuffle
+from graphc.ops.elemwise import Elemwise
+from graphc.rewrite.framework import register_local
+from graphc.rewrite.gemm import Gemm
+from graphc.rewrite.utils import (
+    RUN,
+    fit,
+    is_constant_value,
+    is_scalar_like,
+    make_constant,
+    scalar_constant,
+    single_client,
+    sop_name,
+)
+
+
+def _one(node: Apply, new: Variable | None) -> list[Variable] | None:
+    new = fit(new, node.outputs[0]) if new is not None else None
+    return [new] if new is not None else None
+
+
+def _scalar_constant_input(var: Variable) -> bool:
+    return isinstance(var, Constant) and is_scalar_like(var)
+
+
+@register_local("specialize", tracks=[Elemwise], tags=RUN)
+def local_pow_specialize(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``x ** 2 -> sqr(x)``, ``x ** 0.5 -> sqrt(x)``, ``x ** -0.5 -> 1 / sqrt(x)``."""
+    if sop_name(node) != "pow":
+        return None
+    x, y = node.inputs
+    out = node.outputs[0]
+    if not _scalar_constant_input(y) or x.dtype != out.dtype:
+        return None
+    p = scalar_constant(y)
+    if p == 2:
+        return _one(node, E.sqr(x))
+    if out.type.is_float and p == 0.5:
+        return _one(node, E.sqrt(x))
+    if out.type.is_float and p == -0.5:
+        return _one(node, E.true_div(make_constant(1, out.dtype), E.sqrt(x)))
+    return None
+
+
+@register_local("specialize", tracks=[Elemwise], tags=RUN)
+def local_mul_minus_one(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``x * -1 -> -x``."""
+    if sop_name(node) != "mul" or len(node.inputs) != 2:
+        return None
+    for k, c in enumerate(node.inputs):
+        if _scalar_constant_input(c) and is_constant_value(c, -1):
+            x = node.inputs[1 - k]
+            if x.dtype == node.outputs[0].dtype:
+                return _one(node, E.neg(x))
+    return None
+
+
+@register_local("specialize", tracks=[Elemwise], tags=RUN)
+def local_div_to_mul(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``x / c -> x * (1 / c)`` for a float scalar constant ``c``."""
+    if sop_name(node) != "true_div":
+        return None
+    x, c = node.inputs
+    out = node.outputs[0]
+    if not _scalar_constant_input(c) or not out.type.is_float or x.dtype != out.dtype:
+        return None
+    value = scalar_constant(c)
+    if value == 0 or value is None or c.dtype != out.dtype:
+        return None
+    with np.errstate(all="ignore"):
+        recip = np.asarray(1, dtype=out.dtype) / np.asarray(value, dtype=out.dtype)
+    if not np.isfinite(recip):
+        return None
+    return _one(node, E.mul(x, make_constant(np.full(c.type.shape, recip), out.dtype)))
+
+
+# ---------------------------------------------------------------------------------------
+def _dot_cls() -> type | None:
+    try:
+        from graphc.ops.linalg import Dot
+    except ImportError:
+        return None
+    return Dot
+
+
+def _as_scalar(var: Variable) -> Variable:
+    """A 0-d view of a variable whose every axis has length 1."""
+    if var.ndim == 0:
+        return var
+    if isinstance(var, Constant):
+        return make_constant(var.data.reshape(()), var.dtype)
+    return DimShuffle(var.ndim, [])(var)
+
+
+def _scaled_dot(fgraph: FunctionGraph, var: Variable) -> tuple[Variable, Apply] | None:
+    """``(alpha, dot_node)`` when ``var`` is ``dot(A, B)`` or ``alpha * dot(A, B)``, the dot
+    being used only there."""
+    Dot = _dot_cls()
+    if Dot is None:
+        return None
+    if var.owner is not None and isinstance(var.owner.op, Dot) and single_client(fgraph, var):
+        return make_constant(1, var.dtype), var.owner
+    if sop_name(var.owner) == "mul" and len(var.owner.inputs) == 2 and single_client(fgraph, var):
+        for k, d in enumerate(var.owner.inputs):
+            s = var.owner.inputs[1 - k]
+            if (d.owner is not None and isinstance(d.owner.op, Dot) and single_client(fgraph, d)
+                    and is_scalar_like(s) and s.dtype == d.dtype):
+                return _as_scalar(s), d.owner
+    return None
+
+
+def _gemm(c: Variable, alpha: Variable, dot: Apply, beta: float, out: Variable) -> Variable | None:
+    a, b = dot.inputs
+    if len({c.dtype, a.dtype, b.dtype, out.dtype, alpha.dtype}) != 1 or not out.type.is_float:
+        return None
+    if c.ndim != dot.outputs[0].ndim:
+        return None
+    try:
+        return Gemm()(c, alpha, a, b, make_constant(beta, out.dtype))
+    except (TypeError, ValueError):
+        return None
+
+
+@register_local("specialize", tracks=[Elemwise], tags=(*RUN, "gemm"))
+def local_gemm(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``C + alpha * dot(A, B)`` (any operand order, any number of addends) and
+    ``C - alpha * dot(A, B)`` / ``alpha * dot(A, B) - C`` -> Gemm."""
+    name = sop_name(node)
+    out = node.outputs[0]
+    if name == "add":
+        ins = node.inputs
+        for k, v in enumerate(ins):
+            found = _scaled_dot(fgraph, v)
+            if found is None:
+                continue
+            rest = ins[:k] + ins[k + 1:]
+            c = rest[0] if len(rest) == 1 else E.add(*rest)
+            return _one(node, _gemm(c, found[0], found[1], 1, out))
+        return None
+    if name == "sub":
+        x, y = node.inputs
+        found = _scaled_dot(fgraph, y)
+        if found is not None:
+            return _one(node, _gemm(x, E.neg(found[0]), found[1], 1, out))
+        found = _scaled_dot(fgraph, x)
+        if found is not None:
+            return _one(node, _gemm(y, found[0], found[1], -1, out))
+    return None
