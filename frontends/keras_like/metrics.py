@@ -69,6 +69,8 @@ _CROSSENTROPY_NAMES = ("crossentropy", "ce")
 
 
 def _loss_fn(loss: Any) -> Any:
+    if isinstance(loss, str):
+        loss = losses.get(loss)
     return getattr(type(loss), "fn", loss) if isinstance(loss, losses.Loss) else loss
 
 

@@ -93,7 +93,7 @@ class Sequential(TrainingMixin):
     def input_shape(self) -> tuple:
         if self._batch_input_shape is None:
             raise AttributeError("the model has no input shape yet (it is built when it sees data)")
-        return (None, *self._batch_input_shape[1:])
+        return tuple(self._batch_input_shape)
 
     @property
     def output_shape(self) -> tuple:

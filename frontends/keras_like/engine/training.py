@@ -84,7 +84,7 @@ class TrainingMixin:
     def _resolved_metrics(self) -> list[tuple[str, Any]]:
         if self._metric_fns is None:
             out_shape = self.output_shape
-            resolved = [metrics_mod.resolve(m, self.loss, out_shape) for m in self._metric_specs]
+            resolved = [metrics_mod.resolve(m, self.loss_fn, out_shape) for m in self._metric_specs]
             names = [n for n, _ in resolved]
             dupes = {n for n in names if names.count(n) > 1}
             if dupes:

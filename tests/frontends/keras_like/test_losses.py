@@ -130,6 +130,7 @@ def test_regression_metrics_are_the_losses():
 @pytest.mark.parametrize("spec, loss, shape, expected", [
     ("accuracy", "binary_crossentropy", (None, 1), metrics.binary_accuracy),
     ("acc", "mse", (None, 1), metrics.binary_accuracy),
+    ("acc", "sparse_categorical_crossentropy", (None, 3), metrics.sparse_categorical_accuracy),
     ("acc", "categorical_crossentropy", (None, 10), metrics.categorical_accuracy),
     ("accuracy", "sparse_categorical_crossentropy", (None, 10), metrics.sparse_categorical_accuracy),
     ("accuracy", losses.SparseCategoricalCrossentropy(), (None, 10),
@@ -137,7 +138,7 @@ def test_regression_metrics_are_the_losses():
     ("accuracy", "binary_crossentropy", (None, 5), metrics.binary_accuracy),
 ])
 def test_accuracy_is_resolved_like_keras(spec, loss, shape, expected):
-    name, fn = metrics.resolve(spec, losses.get(loss) if isinstance(loss, str) else loss, shape)
+    name, fn = metrics.resolve(spec, loss, shape)
     assert name == spec
     assert fn is expected
 
