@@ -44,6 +44,8 @@ class Optimizer:
         self._lr = K.variable(lr, name="learning_rate")
         self.decay = K.variable(self.initial_decay, name="decay")
         self.weights: list = [self.iterations]
+        # Slots are made once per (weight, slot name): recompiling a model keeps the state.
+        self._slot_vars: dict[tuple[int, str], K.KerasVariable] = {}
 
     # -- the learning rate, readable and settable in Keras 2 and Keras 3 style ----------
     @property
@@ -97,10 +99,14 @@ class Optimizer:
         return updates
 
     def _slot(self, p: Any, name: str, init: float) -> K.KerasVariable:
-        value = np.full(p.get_value(borrow=True).shape, init, dtype=p.dtype)
-        var = K.variable(value, dtype=p.dtype, name=f"{p.name}/{name}")
-        self.weights.append(var)
-        return var
+        key = (id(p), name)
+        if key not in self._slot_vars:
+            value = np.full(p.get_value(borrow=True).shape, init, dtype=p.dtype)
+            var = K.variable(value, dtype=p.dtype, name=f"{p.name}/{name}")
+            var.owner_weight = p  # keeps id(p) from being reused while the slot exists
+            self._slot_vars[key] = var
+            self.weights.append(var)
+        return self._slot_vars[key]
 
     def _slots(self) -> list[tuple[str, float]]:
         return []

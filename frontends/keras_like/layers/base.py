@@ -135,7 +135,8 @@ class Layer:
         return self.output_shape
 
     def __call__(self, inputs: Variable, training: bool = False) -> Variable:
-        self.ensure_built(inputs.type.shape)
+        if not self.built or self.output_shape is None:
+            self.ensure_built(inputs.type.shape)
         self._call_losses, self._call_updates = [], []
         if _accepts_training(self.call):
             out = self.call(inputs, training=training)

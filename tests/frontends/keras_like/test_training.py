@@ -234,3 +234,16 @@ def test_shuffle_false_is_deterministic_and_shuffle_true_reorders():
     np.testing.assert_array_equal(run(True, 3), run(True, 3))
     assert order[:6] == [0, 1, 2, 3, 4, 5]
     run("batch")
+
+
+def test_recompiling_keeps_the_optimizer_state():
+    model = _linear_model()
+    opt = optimizers.Adam()
+    model.compile(opt, "mse")
+    x, y = rng.normal(size=(8, 3)), rng.normal(size=(8, 2))
+    model.fit(x, y, epochs=2, verbose=0)
+    state = opt.get_weights()
+    assert len(state) == 5  # iterations, m and v for kernel and bias
+    model.compile(opt, "mae")
+    model.fit(x, y, epochs=1, verbose=0)
+    assert len(opt.weights) == 5 and int(opt.iterations.get_value()) == 3
