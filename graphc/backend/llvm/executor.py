@@ -90,7 +90,6 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
     # then its kernel (one iteration space) does not apply and the reference runs.
     partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != len(taken)]
     post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
-    nan_guard = config.nan_guard
     ndarray = np.ndarray
     empty = np.empty
 
@@ -124,7 +123,7 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
                 outs = list(post.perform(node, outs))
             except (ValueError, IndexError, TypeError) as exc:
                 fail(values, exc)
-        if nan_guard:
+        if config.nan_guard:  # read per call: it may be switched on after compiling
             for o in outs:
                 if o.dtype.kind == "f" and np.isnan(o).any():
                     raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")

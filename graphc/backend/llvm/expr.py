@@ -29,19 +29,31 @@ class SNode:
     args: tuple[SNode, ...] = ()
     impl: Callable | None = field(default=None, repr=False)
 
-    def key(self, memo: dict[int, str]) -> str:
-        k = memo.get(id(self))
-        if k is not None:
-            return k
+    def describe(self, ref: dict[int, int]) -> str:
+        """This node's entry in a DAG key, its operands given by their numbers in ``ref``."""
         if self.kind == "input":
-            k = f"in{self.index}:{self.dtype}"
-        elif self.kind == "const":
-            k = f"c:{self.dtype}:{np.asarray(self.value, self.dtype).tobytes().hex()}"
-        else:
-            inner = ",".join(a.key(memo) for a in self.args)
-            k = f"{self.op}{self.params}:{self.dtype}({inner})"
-        memo[id(self)] = k
-        return k
+            return f"in{self.index}:{self.dtype}"
+        if self.kind == "const":
+            return f"c:{self.dtype}:{np.asarray(self.value, self.dtype).tobytes().hex()}"
+        return f"{self.op}{self.params}:{self.dtype}({','.join(str(ref[id(a)]) for a in self.args)})"
+
+
+def topo_order(outputs: Sequence[SNode]) -> list[SNode]:
+    """Nodes reachable from ``outputs``, operands first (iterative: fused DAGs can be deep)."""
+    order: list[SNode] = []
+    seen: set[int] = set()
+    stack: list[tuple[SNode, bool]] = [(o, False) for o in reversed(outputs)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    return order
 
 
 def s_input(index: int, dtype: str) -> SNode:
@@ -65,9 +77,14 @@ class ScalarDAG:
     outputs: list[SNode]
 
     def key(self) -> str:
-        memo: dict[int, str] = {}
-        ins = ";".join(f"{d}{'s' if s else ''}" for d, s in self.inputs)
-        return ins + "->" + "|".join(o.key(memo) for o in self.outputs)
+        """A text identifying the computation (linear in the DAG's size)."""
+        ref: dict[int, int] = {}
+        parts = [";".join(f"{d}{'s' if s else ''}" for d, s in self.inputs)]
+        for k, node in enumerate(topo_order(self.outputs)):
+            ref[id(node)] = k
+            parts.append(node.describe(ref))
+        parts.append("->" + ",".join(str(ref[id(o)]) for o in self.outputs))
+        return "|".join(parts)
 
 
 def _is_static_scalar(var: Variable) -> bool:
@@ -130,31 +147,17 @@ def dag_for_node(node: Apply) -> tuple[ScalarDAG, list[int]] | None:
 def input_dependencies(dag: ScalarDAG) -> list[frozenset[int]]:
     """For each output, the kernel inputs it reads (its shape is their broadcast)."""
     memo: dict[int, frozenset[int]] = {}
-
-    def deps(n: SNode) -> frozenset[int]:
-        stack = [n]
-        while stack:
-            cur = stack[-1]
-            if id(cur) in memo:
-                stack.pop()
-                continue
-            pending = [a for a in cur.args if id(a) not in memo]
-            if pending:
-                stack.extend(pending)
-                continue
-            if cur.kind == "input":
-                memo[id(cur)] = frozenset([cur.index])
-            else:
-                memo[id(cur)] = frozenset().union(*(memo[id(a)] for a in cur.args))
-            stack.pop()
-        return memo[id(n)]
-
-    return [deps(o) for o in dag.outputs]
+    for node in topo_order(dag.outputs):
+        if node.kind == "input":
+            memo[id(node)] = frozenset([node.index])
+        else:
+            memo[id(node)] = frozenset().union(*(memo[id(a)] for a in node.args))
+    return [memo[id(o)] for o in dag.outputs]
 
 
 _EXTRA_BUILDERS: dict[type, Callable[[Apply], tuple[ScalarDAG, list[int]] | None]] = {}
 
 
 def register_dag_builder(op_type: type, fn: Callable[[Apply], tuple[ScalarDAG, list[int]] | None]) -> None:
-    """Let another op type (e.g. the fusion pass's Fused op) lower through the kernels."""
+    """Let another elementwise-like op type lower through the kernels."""
     _EXTRA_BUILDERS[op_type] = fn

@@ -23,7 +23,7 @@ import hashlib
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm.expr import ScalarDAG, SNode
+from graphc.backend.llvm.expr import ScalarDAG, SNode, topo_order
 from graphc.backend.llvm.irutil import I8, I32, I64, NATIVE_DTYPES, PTR, const, mem_type
 from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_apply
 
@@ -76,19 +76,7 @@ def _store_elem(b: ir.IRBuilder, v: ir.Value, data: ir.Value, idx: ir.Value, dty
 def evaluate(ctx: Ctx, outputs: list[SNode], inputs: list[ir.Value]) -> list[ir.Value]:
     """Lower the DAG on the given input values (each node once)."""
     memo: dict[int, ir.Value] = {}
-    order: list[SNode] = []
-    seen: set[int] = set()
-    stack: list[tuple[SNode, bool]] = [(o, False) for o in reversed(outputs)]
-    while stack:  # post-order without recursion (fused DAGs may be deep)
-        node, done = stack.pop()
-        if done:
-            order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.append((node, True))
-        stack.extend((a, False) for a in reversed(node.args) if id(a) not in seen)
+    order = topo_order(outputs)
     for node in order:
         if node.kind == "input":
             memo[id(node)] = inputs[node.index]
@@ -118,18 +106,11 @@ def _loop(b: ir.IRBuilder, n: ir.Value, body) -> None:
 
 def check_dag(dag: ScalarDAG) -> None:
     """Raise Unsupported unless every op of ``dag`` has a native lowering for its dtypes."""
-    seen: set[int] = set()
-    stack = list(dag.outputs)
-    while stack:
-        node = stack.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
+    for node in topo_order(dag.outputs):
         if node.dtype not in NATIVE_DTYPES:
             raise Unsupported(f"dtype {node.dtype} has no native kernels")
         if node.kind == "apply":
             check_apply(node.op, node.params, [a.dtype for a in node.args], node.impl)
-            stack.extend(node.args)
 
 
 def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[str]) -> str:
