@@ -163,6 +163,10 @@ def apply_replacements(
         if isinstance(new, Constant) and any(c == OUTPUT for c, _ in fgraph.clients.get(old, [])):
             return None
     created = _new_nodes(fgraph, [new for _, new in pairs])
+    origin = next((old.owner for old, _ in pairs if old.owner is not None), None)
+    if origin is not None:  # errors in new nodes point at the user code that built the old one
+        for node in created:
+            node.trace = origin.trace
     text = message or "; ".join(f"{describe(o)} -> {describe(n)}" for o, n in pairs)
     try:
         for old, new in pairs:

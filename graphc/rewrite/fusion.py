@@ -23,6 +23,9 @@ from graphc.rewrite.framework import RewriteLog, check_replacement, register_glo
 from graphc.rewrite.fused import Fused
 from graphc.rewrite.utils import RUN
 
+# A region stops growing at this many nodes: huge kernels compile slowly and gain nothing.
+MAX_FUSED_NODES = 256
+
 
 def _broadcast_up(var: Variable, root: Variable) -> bool:
     return any(s == 1 and r != 1 for s, r in zip(var.type.shape, root.type.shape))
@@ -41,6 +44,7 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
     order = fgraph.toposort()
     position = {n: k for k, n in enumerate(order)}
     region_of: dict[Apply, int] = {}
+    sizes: list[int] = []
     roots: list[Apply] = []
     for node in reversed(order):
         if not isinstance(node.op, Elemwise) or len(node.outputs) != 1:
@@ -51,8 +55,8 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
         target = None
         if consumers and all(c in region_of for c in consumers):
             ids = {region_of[c] for c in consumers}
-            if len(ids) == 1:
-                rid = ids.pop()
+            rid = ids.pop() if len(ids) == 1 else None
+            if rid is not None and sizes[rid] < MAX_FUSED_NODES:
                 root_out = roots[rid].outputs[0]
                 used_outside = len(consumers) < len(uses)
                 if (out.ndim == root_out.ndim and not _broadcast_up(out, root_out)
@@ -61,7 +65,9 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
         if target is None:
             target = len(roots)
             roots.append(node)
+            sizes.append(0)
         region_of[node] = target
+        sizes[target] += 1
     regions: list[list[Apply]] = [[] for _ in roots]
     for node, rid in region_of.items():
         regions[rid].append(node)
@@ -129,7 +135,9 @@ def elemwise_fusion(fgraph: FunctionGraph, log: RewriteLog) -> None:
         if len(nodes) < 2 and reduce_node is None:
             continue
         op, inputs, replaced = build_fused(fgraph, nodes, reduce_node)
-        new_outputs = op.make_node(*inputs).outputs
+        new_node = op.make_node(*inputs)
+        new_node.trace = nodes[-1].trace
+        new_outputs = new_node.outputs
         for old, new in zip(replaced, new_outputs):
             check_replacement("elemwise_fusion", old, new)
         for old, new in zip(replaced, new_outputs):

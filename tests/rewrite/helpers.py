@@ -10,10 +10,14 @@ import numpy as np
 import graphc
 from graphc.ops.elemwise import Elemwise
 
+# Rewrites are tested on the reference evaluator, so results can be compared bit for bit.
+REF = graphc.Mode(backend="py", rewrites="fast_run")
+REF_NONE = graphc.Mode(backend="py", rewrites="none")
 
-def compile_both(inputs: Sequence[Any], outputs: Any, mode: Any = "PY", **kw: Any) -> tuple:
+
+def compile_both(inputs: Sequence[Any], outputs: Any, mode: Any = REF, **kw: Any) -> tuple:
     fast = graphc.function(inputs, outputs, mode=mode, **kw)
-    slow = graphc.function(inputs, outputs, mode="NONE", **kw)
+    slow = graphc.function(inputs, outputs, mode=REF_NONE, **kw)
     return fast, slow
 
 
@@ -39,7 +43,8 @@ def check_same(fast: Any, slow: Any, *args: Any, rtol: float = 1e-5, atol: float
     return a
 
 
-def rewrite_and_compare(inputs: Sequence[Any], outputs: Any, values: Sequence[Any], **kw: Any) -> Any:
+def rewrite_and_compare(inputs: Sequence[Any], outputs: Any, values: Sequence[Any],
+                        rtol: float = 1e-5, atol: float = 1e-6, **kw: Any) -> Any:
     fast, slow = compile_both(inputs, outputs, **kw)
-    check_same(fast, slow, *values)
+    check_same(fast, slow, *values, rtol=rtol, atol=atol)
     return fast

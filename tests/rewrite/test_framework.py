@@ -8,7 +8,7 @@ import graphc.tensor as T
 from graphc.graph.fgraph import FunctionGraph
 from graphc.rewrite import DB, RewriteTypeError, available_rewrites, rewrite_graph
 from graphc.rewrite.framework import LocalRewrite, RewriteLog, run_local_phase
-from tests.rewrite.helpers import op_names
+from tests.rewrite.helpers import REF, REF_NONE, op_names
 
 
 def test_phases_run_in_order_and_are_listed() -> None:
@@ -20,7 +20,7 @@ def test_phases_run_in_order_and_are_listed() -> None:
 
 def test_fixed_point_and_log() -> None:
     x = T.matrix("x")
-    f = graphc.function([x], ((x * 1) * 1 + 0) * 1, mode="PY")
+    f = graphc.function([x], ((x * 1) * 1 + 0) * 1, mode=REF)
     assert f.fgraph.toposort() == [] or op_names(f) == []
     assert any("local_add_mul_constants" in line for line in f.rewrite_log)
     assert f.rewrite_log[-1].startswith("rewrote")
@@ -37,7 +37,7 @@ def test_excluding_by_rewrite_phase_and_tag() -> None:
     assert op_names(f) == ["mul"]
     f = graphc.function([x], out, mode=graphc.Mode(excluding=["fast_run"]))
     assert op_names(f) == ["mul"]
-    f = graphc.function([x], out, mode="NONE")
+    f = graphc.function([x], out, mode=REF_NONE)
     assert op_names(f) == ["mul"]
     assert f.rewrite_log == []
 
@@ -109,11 +109,11 @@ def test_a_thousand_node_graph_rewrites_fast() -> None:
     y = x
     for i in range(250):
         y = T.tanh(y * 1.0001 + (i % 7)) - y * 0.5
-    f0 = graphc.function([x], y, mode="NONE")
+    f0 = graphc.function([x], y, mode=REF_NONE)
     n_before = len(f0.fgraph.toposort())
     assert n_before >= 1000
     start = time.perf_counter()
-    f = graphc.function([x], y, mode="PY")
+    f = graphc.function([x], y, mode=REF)
     elapsed = time.perf_counter() - start
     assert len(f.fgraph.toposort()) < n_before
     assert elapsed < 3.0  # typically well under a second; generous for loaded CI machines

@@ -5,7 +5,7 @@ import numpy as np
 import graphc
 import graphc.tensor as T
 from graphc.rewrite import Fused
-from tests.rewrite.helpers import op_names, rewrite_and_compare
+from tests.rewrite.helpers import REF, REF_NONE, op_names, rewrite_and_compare
 
 
 def _vals(rng, *shapes, dtype="float32"):
@@ -25,8 +25,8 @@ def test_issue_example_is_one_fused_node(rng) -> None:
 def test_fused_output_is_bitwise_equal_to_unfused(rng) -> None:
     x, y = T.vector("x"), T.vector("y")
     out = T.sqrt(T.abs(T.sin(x) * y - 3)) / (1 + T.exp(-x))
-    fast = graphc.function([x, y], out, mode="PY")
-    slow = graphc.function([x, y], out, mode="NONE")
+    fast = graphc.function([x, y], out, mode=REF)
+    slow = graphc.function([x, y], out, mode=REF_NONE)
     vx, vy = _vals(rng, (50,), (50,))
     assert op_names(fast) == ["Fused"]
     np.testing.assert_array_equal(fast(vx, vy), slow(vx, vy))
@@ -96,7 +96,7 @@ def test_excluding_fusion(rng) -> None:
 
 def test_fused_op_props_merge_and_print() -> None:
     x = T.vector("x")
-    f = graphc.function([x], [T.exp(x) * 2, T.exp(x + 1) * 2], mode="PY")
+    f = graphc.function([x], [T.exp(x) * 2, T.exp(x + 1) * 2], mode=REF)
     ops = [n.op for n in f.fgraph.toposort() if isinstance(n.op, Fused)]
     assert str(ops[0]).startswith("Fused{")
     assert hash(ops[0]) == hash(Fused(ops[0].n_inputs, ops[0].steps, ops[0].outputs))
@@ -104,14 +104,14 @@ def test_fused_op_props_merge_and_print() -> None:
 
 def test_fused_gradient_matches_the_expanded_graph(rng) -> None:
     x, y = T.vector("x"), T.vector("y")
-    f = graphc.function([x, y], T.exp(x) * y + T.tanh(x), mode="PY")
+    f = graphc.function([x, y], T.exp(x) * y + T.tanh(x), mode=REF)
     node = f.fgraph.toposort()[0]
     xs, ys = T.dvector("xs"), T.dvector("ys")
     fused_out = node.op.make_node(T.cast(xs, "float32"), T.cast(ys, "float32"))
     assert fused_out is not None
     out = node.op(*[T.vector() for _ in node.inputs])
     g = graphc.grad(out.sum(), out.owner.inputs)
-    g_fn = graphc.function(out.owner.inputs, g, mode="NONE")
+    g_fn = graphc.function(out.owner.inputs, g, mode=REF_NONE)
     vx, vy = _vals(rng, (4,), (4,))
     got = g_fn(*([vx, vy] if node.inputs[0].name == "x" else [vy, vx]))
     assert len(got) == 2 and all(np.isfinite(v).all() for v in got)
@@ -129,8 +129,8 @@ def test_mlp_training_step_shrinks(rng) -> None:
     params = [w1, b1, w2, b2]
     grads = graphc.grad(loss, params)
     updates = [(v, v - 0.1 * g) for v, g in zip(params, grads)]
-    fast = graphc.function([x, y], loss, updates=updates, mode="PY")
-    slow = graphc.function([x, y], loss, updates=updates, mode="NONE")
+    fast = graphc.function([x, y], loss, updates=updates, mode=REF)
+    slow = graphc.function([x, y], loss, updates=updates, mode=REF_NONE)
     assert len(fast.fgraph.toposort()) <= 0.7 * len(slow.fgraph.toposort())
     vx, vy = rng.normal(size=(6, 5)).astype("float32"), np.array([0, 1, 2, 0, 1, 2], "int32")
     start = [v.get_value() for v in params]
