@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from graphc.backend.reference import ReferenceProgram
 from graphc.compile.mode import Mode, get_mode
 from graphc.compile.shared import SharedVariable
 from graphc.graph.basic import Constant, Variable, ancestors, clone_graph
@@ -223,7 +222,7 @@ class Function:
         self.allow_input_downcast = allow_input_downcast
         self.name = name
         self.rewrite_log = rewrite_log
-        self._program = ReferenceProgram(fgraph)
+        self._program = mode.make_program(fgraph)
         self.borrow_outputs = [False] * n_outputs
         self._position = {n: k for k, n in enumerate(self.input_names) if n}
         self._defaults = [

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphc.config import config
 from graphc.graph.fgraph import FunctionGraph
@@ -33,14 +34,27 @@ class Mode:
             return []
         return rewrite_graph(fgraph, self)
 
+    def make_program(self, fgraph: FunctionGraph) -> Callable[[list[Any]], list[Any]]:
+        """The executor of ``fgraph`` for this mode's backend."""
+        if self.backend == "py":
+            from graphc.backend.reference import ReferenceProgram
 
-# The LLVM backend is not built yet: native modes run on the reference evaluator
-# until it is, so every mode already computes the right thing.
+            return ReferenceProgram(fgraph)
+        if self.backend in ("llvm", "debug"):
+            from graphc.backend.llvm.executor import LLVMProgram
+
+            opt = 1 if self.rewrites == "fast_compile" else 3
+            return LLVMProgram(fgraph, debug=self.backend == "debug", opt=opt)
+        raise ValueError(f"unknown backend {self.backend!r}; use 'py', 'llvm' or 'debug'")
+
+
+# Native modes run elementwise work through LLVM kernels (other ops on their reference
+# perform); DEBUG checks every native node against the reference as it runs.
 PREDEFINED = {
-    "FAST_RUN": Mode("py", "fast_run"),
-    "FAST_COMPILE": Mode("py", "fast_compile"),
+    "FAST_RUN": Mode("llvm", "fast_run"),
+    "FAST_COMPILE": Mode("llvm", "fast_compile"),
     "PY": Mode("py", "fast_run"),
-    "DEBUG": Mode("py", "fast_run"),
+    "DEBUG": Mode("debug", "fast_run"),
     "NONE": Mode("py", "none"),
 }
 
