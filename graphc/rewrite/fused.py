@@ -63,9 +63,9 @@ class Fused(Op):
         return texts[slot]
 
     def __str__(self) -> str:
-        body = ", ".join(self.expression(o, 60) for o in self.outputs)
+        body = ", ".join(self.expression(o, 200) for o in self.outputs)
         if len(body) > 80:
-            names = []
+            names: list[str] = []
             for sop, _, _ in self.steps:
                 if sop.name not in names:
                     names.append(sop.name)
