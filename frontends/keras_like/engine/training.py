@@ -28,7 +28,7 @@ from frontends.keras_like import optimizers as optimizers_mod
 from frontends.keras_like.engine import data
 from graphc.graph.basic import Variable
 
-_IGNORED_COMPILE_ARGS = ("sample_weight_mode", "target_tensors", "run_eagerly", "jit_compile",
+_IGNORED_COMPILE_ARGS = ("sample_weight_mode", "class_mode", "target_tensors", "run_eagerly", "jit_compile",
                          "steps_per_execution", "auto_scale_loss", "pss_evaluation_shards")
 
 

@@ -303,3 +303,46 @@ def test_set_weights_checks_shapes_and_weights_argument():
         d.set_weights([np.ones((2, 2)), np.ones(2)])
     with pytest.raises(ValueError, match="2 weights"):
         d.set_weights([np.ones((3, 2))])
+
+
+def test_lambda_activity_regularization_layer_norm_softmax_relu_layers():
+    from frontends.keras_like.layers import (
+        ActivityRegularization,
+        Lambda,
+        LayerNormalization,
+        ReLU,
+        Softmax,
+    )
+
+    x = rng.normal(size=(4, 6)).astype("float32")
+    lam = Lambda(lambda t: t[:, :3] * 2.0)
+    np.testing.assert_allclose(_apply(lam, x), x[:, :3] * 2)
+    assert lam.output_shape == (None, 3)
+    np.testing.assert_allclose(_apply(Softmax(), x), np.exp(x) / np.exp(x).sum(1, keepdims=True),
+                               rtol=1e-5)
+    np.testing.assert_allclose(_apply(ReLU(max_value=0.5, negative_slope=0.1), x),
+                               np.minimum(np.where(x > 0, x, 0.1 * x), 0.5), rtol=1e-6)
+    ln = LayerNormalization()
+    out = _apply(ln, x)
+    expected = (x - x.mean(1, keepdims=True)) / np.sqrt(x.var(1, keepdims=True) + 1e-3)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+    model = Sequential([Dense(3, input_dim=6), ActivityRegularization(l1=0.5)])
+    model.compile("sgd", "mse")
+    W, b = model.get_weights()
+    h = x @ W + b
+    assert model.evaluate(x, np.zeros((4, 3)), verbose=0) == pytest.approx(
+        (h ** 2).mean() + 0.5 * np.abs(h).sum(), rel=1e-5)
+
+
+@pytest.mark.parametrize("name, reference", [
+    ("relu6", lambda x: np.clip(x, 0, 6)),
+    ("silu", lambda x: x / (1 + np.exp(-x))),
+    ("mish", lambda x: x * np.tanh(np.log1p(np.exp(x)))),
+    ("log_softmax", lambda x: x - np.log(np.exp(x).sum(-1, keepdims=True))),
+])
+def test_more_activations(name, reference):
+    x = rng.normal(size=(3, 5)) * 4
+    np.testing.assert_allclose(evaluate(activations.get(name), x), reference(x), rtol=1e-6, atol=1e-9)
+    approx = evaluate(lambda t: activations.gelu(t, approximate=True), x)
+    exact = evaluate(activations.gelu, x)
+    np.testing.assert_allclose(approx, exact, atol=2e-3)

@@ -149,3 +149,8 @@ def test_metric_names():
 
     assert metrics.resolve(my_metric, "mse", (None, 1))[0] == "my_metric"
     assert metrics.resolve("mae", "mse", (None, 1))[0] == "mae"
+
+
+def test_cosine_similarity_metric_is_minus_the_loss():
+    got = evaluate(metrics.cosine_similarity, YREG, PREG)
+    np.testing.assert_allclose(got, (_l2n(YREG) * _l2n(PREG)).sum(-1), rtol=1e-6)
