@@ -76,3 +76,20 @@ def test_backend_variables_and_helpers():
     np.testing.assert_allclose(evaluate(lambda t: K.relu(t, max_value=3.0), x), np.minimum(x, 3.0))
     np.testing.assert_allclose(evaluate(lambda t: K.relu(t - 2, alpha=0.5, threshold=1.0), x),
                                np.where(x - 2 >= 1, x - 2, 0.5 * (x - 3)))
+
+
+def test_progbar_redraws_in_place_on_a_terminal():
+    import io
+
+    stream = io.StringIO()
+    bar = Progbar(100, file=stream, interval=0.0)
+    bar._dynamic = True  # as on a terminal
+    bar.update(30, [("loss", 0.5)])
+    bar.update(60, [("loss", 0.25)])
+    bar.update(100, [("loss", 0.25)])
+    text = stream.getvalue()
+    frames = text.split("\r")[1:]
+    assert len(frames) == 3
+    assert frames[0].startswith(" 30/100 [========>.....................] - ETA: ")
+    assert "loss: 0.5000" in frames[0] and "loss: 0.3750" in frames[1]
+    assert frames[2].startswith("100/100 [==============================] - ") and frames[2].endswith("\n")
