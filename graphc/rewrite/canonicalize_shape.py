@@ -192,26 +192,39 @@ def _shape_source(fgraph: FunctionGraph, var: Variable) -> Variable:
 
 
 _REDUCED_SIZE = _tracks("reduce", "ReducedSize")
+_SCATTER = _tracks("nnet", "LabelScatter")
 
 
-@register_local("canonicalize", tracks=[Elemwise, *_SHAPE, *_REDUCED_SIZE], tags=FAST)
-def local_shape_source(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
-    """Ops that read only the shape of an input (``x.shape``, ``ReducedSize(x)``, the
-    first operand of ``second``) read it from the earliest variable of that shape."""
+def _shape_only_input(node: Apply) -> int | None:
+    """The position of the input whose value ``node`` never reads, only its shape."""
     if isinstance(node.op, Elemwise):
-        if sop_name(node) != "second":
-            return None
-        x, v = node.inputs
-        src = _shape_source(fgraph, x)
-        if src is x:
-            return None
-        new = fit(node.op(src, v), node.outputs[0])
-        return [new] if new is not None else None
-    (x,) = node.inputs
+        return 0 if sop_name(node) == "second" else None
+    if isinstance(node.op, SumToShape):
+        return 1
+    if _SCATTER and isinstance(node.op, tuple(_SCATTER)):
+        return 2
+    return 0  # Shape, ReducedSize
+
+
+@register_local("canonicalize", "stabilize", tracks=[Elemwise, SumToShape, *_SHAPE, *_REDUCED_SIZE,
+                                                      *_SCATTER], tags=FAST)
+def local_shape_source(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """Inputs read only for their shape (``x.shape``, ``ReducedSize(x)``, the first operand
+    of ``second``, the ``like`` of SumToShape and LabelScatter) are read from the earliest
+    variable of that shape, so they do not keep a computation alive or block fusion."""
+    pos = _shape_only_input(node)
+    if pos is None:
+        return None
+    x = node.inputs[pos]
     src = _shape_source(fgraph, x)
     if src is x:
         return None
-    new = fit(node.op(src), node.outputs[0])
+    inputs = list(node.inputs)
+    inputs[pos] = src
+    try:
+        new = fit(node.op(*inputs), node.outputs[0])
+    except (TypeError, ValueError):
+        return None
     return [new] if new is not None else None
 
 

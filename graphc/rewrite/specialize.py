@@ -162,3 +162,51 @@ def local_gemm(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
         if found is not None:
             return _one(node, _gemm(y, found[0], found[1], -1, out))
     return None
+
+
+# ---------------------------------------------------------------------------------------
+def _nnet_cls(name: str) -> type | None:
+    try:
+        from graphc.ops import nnet
+    except ImportError:
+        return None
+    return getattr(nnet, name, None)
+
+
+def _tracks(*names: str) -> list[type]:
+    return [c for c in (_nnet_cls(n) for n in names) if c is not None]
+
+
+@register_local("specialize", tracks=_tracks("Softmax"), tags=RUN)
+def local_softmax_from_log_softmax(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``softmax(x) -> exp(log_softmax(x))`` when ``log_softmax(x)`` is computed anyway
+    (cross-entropy graphs need both): one pass over the row fewer, and the ``exp``
+    fuses into the gradient's elementwise work."""
+    LogSoftmax = _nnet_cls("LogSoftmax")
+    (x,) = node.inputs
+    for client, _ in fgraph.clients.get(x, []):
+        if isinstance(client, Apply) and isinstance(client.op, LogSoftmax) \
+                and client.op.axis == node.op.axis:
+            return _one(node, E.exp(client.outputs[0]))
+    return None
+
+
+def _argmax_tracks() -> list[type]:
+    try:
+        from graphc.ops.reduce import Argmax, Argmin
+    except ImportError:
+        return []
+    return [Argmax, Argmin]
+
+
+@register_local("specialize", tracks=_argmax_tracks(), tags=RUN)
+def local_argmax_pushdown(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``argmax(softmax(x)) -> argmax(x)`` along the softmax axis (as Theano): softmax keeps
+    the order of a row. (Only where rounding makes two different logits' probabilities
+    equal can the winner differ; then the logits' own argmax is the better answer.)"""
+    (x,) = node.inputs
+    Softmax = _nnet_cls("Softmax")
+    if Softmax is not None and x.owner is not None and isinstance(x.owner.op, Softmax):
+        if node.op.axis == (x.owner.op.axis,) and type(node.op).__name__ == "Argmax":
+            return _one(node, type(node.op)(node.op.axis)(x.owner.inputs[0]))
+    return None

@@ -87,3 +87,21 @@ def test_mul_minus_one_and_div_by_constant(rng) -> None:
     m = T.tensor("float32", (3, 4), "m")
     f = rewrite_and_compare([m], m.mean(), [_f32(rng, 3, 4)], mode=NOFUSE)
     assert op_names(f) == ["Reduce", "mul"]  # sum * (1 / n)
+
+
+def test_argmax_of_softmax(rng) -> None:
+    x = T.matrix("x")
+    v = _f32(rng, 4, 5)
+    f = rewrite_and_compare([x], T.argmax(T.nnet.softmax(x), axis=1), [v], mode=NOFUSE)
+    assert op_names(f) == ["Argmax"]
+    f = rewrite_and_compare([x], T.argmax(T.nnet.softmax(x), axis=0), [v], mode=NOFUSE)
+    assert op_names(f) == ["Softmax", "Argmax"]
+
+
+def test_softmax_reuses_log_softmax(rng) -> None:
+    x, y = T.matrix("x"), T.ivector("y")
+    p = T.nnet.softmax(x)
+    cost = T.nnet.categorical_crossentropy(p, y).mean()
+    f = rewrite_and_compare([x, y], [cost, graphc.grad(cost, x)],
+                            [_f32(rng, 3, 4), np.array([0, 3, 1], "int32")])
+    assert "Softmax" not in op_names(f) and op_names(f).count("LogSoftmax") == 1
