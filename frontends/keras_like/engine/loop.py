@@ -65,7 +65,7 @@ def run_fit(model: Any, xs: np.ndarray, ys: np.ndarray, sw: np.ndarray, val: tup
                     break
             epoch_logs = dict(zip(names, (s / max(seen, 1) for s in sums)))
             epoch_logs = {k: float(v) for k, v in epoch_logs.items()}
-            if val is not None and (epoch + 1 - initial_epoch) % max(validation_freq, 1) == 0:
+            if val is not None and (epoch + 1) % max(validation_freq, 1) == 0:
                 val_values = model._run_test_loop(*val, val_batch_size or batch_size)
                 epoch_logs.update({f"val_{k}": float(v) for k, v in zip(names, val_values)})
             callback_list.call("on_epoch_end", epoch, epoch_logs)

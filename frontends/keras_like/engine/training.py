@@ -271,6 +271,9 @@ class TrainingMixin:
         kwargs.pop("show_accuracy", None)  # Keras 0.x: metrics now come from compile()
         if kwargs:
             raise TypeError(f"fit: unexpected arguments {sorted(kwargs)}")
+        if steps_per_epoch is not None or validation_steps is not None:
+            raise NotImplementedError("steps_per_epoch/validation_steps (generator input) are not "
+                                      "supported; fit takes arrays and goes through them per epoch")
         self._require_compiled("training")
         xs, ys, sw = self._prepare(x, y, sample_weight, class_weight)
         val = None
