@@ -9,6 +9,7 @@ each engine gets its own.
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass, field
 
@@ -72,11 +73,25 @@ class CompiledModule:
         return tm.emit_assembly(llvm.parse_assembly(self.opt_ir_text))
 
 
+_DEFINE = re.compile(r"^(define [^\n]*\)) nounwind$", re.MULTILINE)
+
+
+def vector_width_attribute() -> str:
+    """Ask for 512-bit vectors where the CPU has them: LLVM's tuning for recent Intel
+    cores prefers 256 bits, and elementwise math is twice as fast with the full width."""
+    _init()
+    features = llvm.get_host_cpu_features()
+    return ' "prefer-vector-width"="512"' if features.get("avx512f") else ""
+
+
 def compile_module(module: ir.Module, names: list[str], opt: int = 3) -> CompiledModule:
     """Verify, optimize at ``opt``, JIT-compile ``module``; return addresses of ``names``."""
     _init()
     module.triple = host_triple()
     text = str(module)
+    extra = vector_width_attribute()
+    if extra:  # llvmlite cannot attach string attributes itself
+        text = _DEFINE.sub(lambda m: m.group(0) + extra, text)
     mod = llvm.parse_assembly(text)
     mod.verify()
     tm = host_target_machine(opt)

@@ -15,7 +15,7 @@ import math
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import F32, F64, I64, call_intr, fconst, fmuladd, select_horner
-from graphc.backend.llvm.vmath import _clamp, _isnan, call_math, register
+from graphc.backend.llvm.vmath import _clamp, _isnan, call_math, expm1_core, register
 
 
 @register("tanh")
@@ -23,8 +23,8 @@ def _tanh(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     ty = x.type
     t = 10.0 if ty == F32 else 20.0  # tanh(t) rounds to 1
     a = call_intr(b, "fabs", x)
-    a = b.select(b.fcmp_ordered(">", a, fconst(ty, t)), fconst(ty, t), a)
-    e = call_math(b, "expm1", b.fadd(a, a))
+    a = b.select(b.fcmp_ordered(">", a, fconst(ty, t)), fconst(ty, t), a)  # NaN stays NaN
+    e = expm1_core(b, b.fadd(a, a))
     r = b.fdiv(e, b.fadd(e, fconst(ty, 2.0)))
     return call_intr(b, "copysign", r, x)
 
