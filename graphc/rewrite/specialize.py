@@ -1,7 +1,7 @@
 """Specialization: replace general forms by the cheaper special ops that compute them.
 
-- ``dot(A, B) + C``, ``alpha * dot(A, B) + C`` and ``C - alpha * dot(A, B)`` -> one
-  :class:`~graphc.rewrite.gemm.Gemm` (bias adds and SGD updates);
+- ``dot(A, B) + C``, ``alpha * dot(A, B) + beta * C`` and ``beta * C - alpha * dot(A, B)``
+  -> one :class:`~graphc.rewrite.gemm.Gemm` (bias adds, SGD updates, momentum);
 - ``x ** 2 -> sqr(x)``, ``x ** 0.5 -> sqrt(x)``, ``x ** -0.5 -> 1 / sqrt(x)``;
 - ``x * -1 -> -x``;
 - ``x / c -> x * (1 / c)`` for a float constant ``c`` (so ``mean`` is ``sum * (1 / n)``).
@@ -125,14 +125,25 @@ def _scaled_dot(fgraph: FunctionGraph, var: Variable) -> tuple[Variable, Apply] 
     return None
 
 
-def _gemm(c: Variable, alpha: Variable, dot: Apply, beta: float, out: Variable) -> Variable | None:
+def _scaled(fgraph: FunctionGraph, var: Variable) -> tuple[Variable, Variable]:
+    """``(beta, z)`` with ``var == beta * z`` for a scalar-like ``beta``, else ``(1, var)``."""
+    if sop_name(var.owner) == "mul" and len(var.owner.inputs) == 2 and single_client(fgraph, var):
+        for k, s in enumerate(var.owner.inputs):
+            z = var.owner.inputs[1 - k]
+            if is_scalar_like(s) and s.dtype == z.dtype == var.dtype and z.type.shape == var.type.shape:
+                return _as_scalar(s), z
+    return make_constant(1, var.dtype), var
+
+
+def _gemm(c: Variable, alpha: Variable, dot: Apply, beta: Variable, out: Variable) -> Variable | None:
     a, b = dot.inputs
-    if len({c.dtype, a.dtype, b.dtype, out.dtype, alpha.dtype}) != 1 or not out.type.is_float:
+    if len({c.dtype, a.dtype, b.dtype, out.dtype, alpha.dtype, beta.dtype}) != 1 \
+            or not out.type.is_float:
         return None
     if c.ndim != dot.outputs[0].ndim:
         return None
     try:
-        return Gemm()(c, alpha, a, b, make_constant(beta, out.dtype))
+        return Gemm()(c, alpha, a, b, beta)
     except (TypeError, ValueError):
         return None
 
@@ -150,17 +161,20 @@ def local_gemm(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
             if found is None:
                 continue
             rest = ins[:k] + ins[k + 1:]
-            c = rest[0] if len(rest) == 1 else E.add(*rest)
-            return _one(node, _gemm(c, found[0], found[1], 1, out))
+            beta, c = _scaled(fgraph, rest[0]) if len(rest) == 1 else (make_constant(1, out.dtype),
+                                                                        E.add(*rest))
+            return _one(node, _gemm(c, found[0], found[1], beta, out))
         return None
     if name == "sub":
         x, y = node.inputs
         found = _scaled_dot(fgraph, y)
         if found is not None:
-            return _one(node, _gemm(x, E.neg(found[0]), found[1], 1, out))
+            beta, c = _scaled(fgraph, x)
+            return _one(node, _gemm(c, E.neg(found[0]), found[1], beta, out))
         found = _scaled_dot(fgraph, x)
         if found is not None:
-            return _one(node, _gemm(y, found[0], found[1], -1, out))
+            beta, c = _scaled(fgraph, y)
+            return _one(node, _gemm(c, found[0], found[1], E.neg(beta), out))
     return None
 
 

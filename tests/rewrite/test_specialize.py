@@ -105,3 +105,11 @@ def test_softmax_reuses_log_softmax(rng) -> None:
     f = rewrite_and_compare([x, y], [cost, graphc.grad(cost, x)],
                             [_f32(rng, 3, 4), np.array([0, 3, 1], "int32")])
     assert "Softmax" not in op_names(f) and op_names(f).count("LogSoftmax") == 1
+
+
+def test_alpha_dot_plus_beta_z(rng) -> None:
+    a, b, z = T.matrix("a"), T.matrix("b"), T.matrix("z")
+    vals = [_f32(rng, 3, 4), _f32(rng, 4, 2), _f32(rng, 3, 2)]
+    for out in (0.5 * T.dot(a, b) + 0.9 * z, 0.9 * z - 0.5 * T.dot(a, b), T.dot(a, b) * 2 - z * 3):
+        f = rewrite_and_compare([a, b, z], out, vals, mode=NOFUSE)
+        assert op_names(f) == ["Gemm"]
