@@ -171,3 +171,21 @@ def test_integer_power_negative_exponent_raises_like_reference() -> None:
     np.testing.assert_array_equal(fn(np.array([2, 3], "int32"), np.array([10, 3], "int32")), [1024, 27])
     with pytest.raises(ValueError, match="negative"):
         fn(np.array([2, 3], "int32"), np.array([1, -1], "int32"))
+
+
+NNET = ["sigmoid", "softplus", "hard_sigmoid", "softsign", "relu", "elu"]
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+@pytest.mark.parametrize("name", NNET)
+def test_nnet_activations_native(name: str, dtype: str) -> None:
+    fn_sym = getattr(T.nnet, name)
+    rng = np.random.default_rng(11)
+    x = T.tensor(dtype, (None, None), "x")
+    outs = [fn_sym(x)] + ([fn_sym(x, 0.1)] if name in ("relu", "elu") else [])
+    fn, ref = graphc.function([x], outs, mode=NATIVE), graphc.function([x], outs, mode=REF)
+    assert not fn._program.fallback_nodes, fn._program.fallback_nodes
+    for shape in [(3, 50), (1, 7), (0, 2)]:
+        a = values(dtype, shape, rng, name) * (30 if dtype != "int32" else 1)
+        for k, (g, w) in enumerate(zip(fn(a), ref(a))):
+            check(g, w, f"{name} output {k} {shape}", atol=1e-30)

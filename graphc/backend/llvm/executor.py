@@ -226,14 +226,21 @@ class LLVMProgram:
         name = kernel_name(dag, ndim)
         with _cache_lock:
             cached = self._key(name) in _kernels
-        if not cached and name not in module.globals:
-            try:
-                check_dag(dag)  # before building: a half-built function cannot be removed
-                build_kernel(module, dag, ndim, [o.dtype for o in dag.outputs])
-            except Unsupported as exc:
-                self.fallback_nodes.append((node, str(exc)))
+        if not cached:
+            if name in module.globals and name not in new_names:
+                self.fallback_nodes.append((node, "no kernel for this computation"))
                 return None
-            new_names.append(name)
+            if name not in module.globals:
+                try:
+                    check_dag(dag)
+                    build_kernel(module, dag, ndim, [o.dtype for o in dag.outputs])
+                except Unsupported as exc:
+                    fn = module.globals.get(name)
+                    if fn is not None:  # half built: leave a bodiless declaration (valid IR)
+                        fn.blocks.clear()
+                    self.fallback_nodes.append((node, str(exc)))
+                    return None
+                new_names.append(name)
         return _Plan(node, dag, taken, name, ndim)
 
     def _plan_slots(self) -> None:

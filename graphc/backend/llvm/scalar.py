@@ -49,7 +49,7 @@ _UFUNCS: dict[str, np.ufunc] = {
     "xor": np.bitwise_xor, "invert": np.invert,
 }
 # Ops whose reference is not a ufunc: the loop dtype is what the reference returns.
-_PROBED = {"round", "clip", "erf", "sigmoid", "softplus"}
+_PROBED = {"round", "clip", "erf", "sigmoid", "softplus", "hard_sigmoid", "softsign", "relu", "elu"}
 
 
 def _check(dtypes: Sequence[str]) -> None:
@@ -107,6 +107,7 @@ class Ctx:
     def __init__(self, b: ir.IRBuilder, status: ir.Value | None) -> None:
         self.b = b
         self.status = status
+        self.params: tuple = ()  # the scalar op's parameters, during its lowering
 
     def fail_if(self, cond: ir.Value, code: int = 1) -> None:
         """Make the kernel return ``code`` (the executor then re-runs the reference)."""
@@ -157,6 +158,7 @@ def lower_apply(ctx: Ctx, name: str, params: tuple, args: list[tuple[ir.Value, s
     if fn is None:
         raise Unsupported(f"no lowering for scalar op {name!r}")
     vals = [cast(b, v, d, t) for (v, d), t in zip(args, ins)]
+    ctx.params = params
     return cast(b, fn(ctx, vals, ins[0]), loop, out_dtype)
 
 
@@ -425,8 +427,41 @@ for _n, _c in _LIBM.items():
     _make_libm(_n, _c)
 
 
+# -- nnet activations (graphc.ops.nnet), as their NumPy references compute them -------------
+@lowering("relu")
+def _relu(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
+    b, x = ctx.b, v[0]
+    alpha = float(ctx.params[0]) if ctx.params else 0.0
+    if alpha == 0:  # np.maximum(x, 0)
+        return _max(b, x, const(t, 0), t, ">=")
+    if not is_float(t):
+        raise Unsupported(f"leaky relu on {t}")
+    return b.select(b.fcmp_ordered(">", x, fconst(x.type, 0.0)), x, b.fmul(const(t, alpha), x))
+
+
+@lowering("elu")
+def _elu(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
+    b, x = ctx.b, v[0]
+    alpha = float(ctx.params[0])
+    neg_part = b.fmul(const(t, alpha), vmath.call_math(b, "expm1", _max(b, x, fconst(x.type, 0.0), t, "<=")))
+    return b.select(b.fcmp_ordered(">", x, fconst(x.type, 0.0)), x, neg_part)
+
+
+@lowering("hard_sigmoid")
+def _hard_sigmoid(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
+    b, x = ctx.b, v[0]
+    y = b.fadd(b.fmul(x, const(t, 0.2)), const(t, 0.5))
+    return _max(b, _max(b, y, const(t, 0), t, ">="), const(t, 1), t, "<=")
+
+
+@lowering("softsign")
+def _softsign(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
+    b, x = ctx.b, v[0]
+    return b.fdiv(x, b.fadd(const(t, 1), call_intr(b, "fabs", x)))
+
+
 _FLOAT_ONLY = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "erf", "sigmoid",
-               "softplus", "sqrt", "true_div", *_LIBM}
+               "softplus", "sqrt", "true_div", "elu", "hard_sigmoid", "softsign", *_LIBM}
 
 
 def check_apply(name: str, params: tuple, in_dtypes: Sequence[str], impl: Callable | None) -> None:
