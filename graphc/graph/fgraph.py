@@ -92,7 +92,8 @@ class FunctionGraph:
                 f"{reason or 'replace'}: cannot replace {old!r} of type {old.type} by "
                 f"{new!r} of type {new.type}"
             )
-        for node in io_toposort([new], blockers=self.inputs):
+        # Variables already in the graph block the walk: only new nodes are visited.
+        for node in io_toposort([new], blockers=self.clients):
             self._import_node(node)
         # A replacement that depends on the variable it replaces would form a cycle.
         if old.owner is not None and new.owner is not None and old.owner in self.nx:
