@@ -9,7 +9,7 @@ from graphc.ops.elemwise import sum_to_shape
 from graphc.rewrite.shapes import ShapeInfo
 from tests.rewrite.helpers import op_names, rewrite_and_compare
 
-NOFUSE = graphc.Mode(excluding=["fusion"])
+NOFUSE = graphc.Mode(backend="py", excluding=["fusion"])
 
 
 def test_shape_info_proves_only_what_holds() -> None:

@@ -11,7 +11,7 @@ def test_equal_subexpressions_merge() -> None:
     x, y = T.matrix("x"), T.matrix("y")
     out = T.exp(x + y) * T.exp(x + y)
     f = rewrite_and_compare([x, y], out, [np.ones((2, 2), "float32"), np.eye(2, dtype="float32")],
-                            mode=graphc.Mode(excluding=["fusion"]))
+                            mode=graphc.Mode(backend="py", excluding=["fusion"]))
     assert op_names(f).count("exp") == 1
     assert op_names(f).count("add") == 1
 
@@ -20,14 +20,14 @@ def test_commuted_operands_merge_after_canonical_ordering() -> None:
     x, y = T.matrix("x"), T.matrix("y")
     out = T.tanh(x + y) + T.tanh(y + x)
     f = rewrite_and_compare([x, y], out, [np.ones((2, 2), "float32"), np.eye(2, dtype="float32")],
-                            mode=graphc.Mode(excluding=["fusion"]))
+                            mode=graphc.Mode(backend="py", excluding=["fusion"]))
     assert op_names(f).count("tanh") == 1
 
 
 def test_equal_constants_merge() -> None:
     x = T.vector("x")
     out = [x * T.constant(np.float32(2.5)), T.sin(x) * T.constant(np.float32(2.5))]
-    f = graphc.function([x], out, mode=graphc.Mode(excluding=["fusion"]))
+    f = graphc.function([x], out, mode=graphc.Mode(backend="py", excluding=["fusion"]))
     consts = {id(i) for n in f.fgraph.toposort() for i in n.inputs if hasattr(i, "data")}
     assert len(consts) == 1
 

@@ -8,7 +8,7 @@ import graphc.tensor as T
 from graphc.rewrite import Gemm
 from tests.rewrite.helpers import REF_NONE, op_names, rewrite_and_compare
 
-NOFUSE = graphc.Mode(excluding=["fusion"])
+NOFUSE = graphc.Mode(backend="py", excluding=["fusion"])
 
 
 def _f32(rng, *shape):

@@ -7,7 +7,7 @@ import graphc
 import graphc.tensor as T
 from tests.rewrite.helpers import REF, check_same, compile_both, op_names, rewrite_and_compare
 
-NOFUSE = graphc.Mode(excluding=["fusion"])
+NOFUSE = graphc.Mode(backend="py", excluding=["fusion"])
 BIG = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 0.0, 1000.0], [3.0, 2.0, 1.0]], "float32")
 
 
@@ -23,8 +23,8 @@ def test_log1p_and_expm1(rng) -> None:
     f = rewrite_and_compare([x], T.exp(x) - 1, [v], mode=NOFUSE)
     assert op_names(f) == ["expm1"]
     tiny = np.array([1e-10], "float32")
-    np.testing.assert_allclose(graphc.function([x], T.log(1 + x))(tiny), tiny, rtol=1e-6)
-    np.testing.assert_allclose(graphc.function([x], T.exp(x) - 1)(tiny), tiny, rtol=1e-6)
+    np.testing.assert_allclose(graphc.function([x], T.log(1 + x), mode=REF)(tiny), tiny, rtol=1e-6)
+    np.testing.assert_allclose(graphc.function([x], T.exp(x) - 1, mode=REF)(tiny), tiny, rtol=1e-6)
 
 
 def test_integer_log1p_is_not_rewritten() -> None:
