@@ -120,3 +120,15 @@ def test_a_thousand_node_graph_rewrites_fast() -> None:
     assert elapsed < 3.0  # typically well under a second; generous for loaded CI machines
     v = np.linspace(-1, 1, 6, dtype="float32").reshape(2, 3)
     np.testing.assert_allclose(f(v), f0(v), rtol=1e-4)
+
+
+def test_a_crashing_rewrite_is_skipped_with_a_warning(monkeypatch) -> None:
+    from graphc.rewrite import framework
+
+    monkeypatch.setattr(framework, "RAISE_REWRITE_ERRORS", False)
+    x = T.matrix("x")
+    broken = LocalRewrite("broken", lambda fg, node: 1 / 0)
+    fg = FunctionGraph([x], [T.exp(x)])
+    with pytest.warns(UserWarning, match="'broken' failed.*ZeroDivisionError"):
+        run_local_phase(fg, [broken], RewriteLog())
+    assert len(fg.apply_nodes) == 1
