@@ -23,6 +23,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import networkx as nx
+
 from graphc.graph.basic import Apply, Constant, Variable
 from graphc.graph.fgraph import OUTPUT, FunctionGraph, InconsistencyError
 
@@ -139,6 +141,22 @@ def _new_nodes(fgraph: FunctionGraph, outputs: Iterable[Variable]) -> list[Apply
     return found
 
 
+def _creates_cycle(fgraph: FunctionGraph, pairs: Sequence[tuple[Variable, Variable]],
+                   created: list[Apply]) -> bool:
+    """A replacement computed from what it replaces (directly or downstream) would loop."""
+    created_set = set(created)
+    frontier = {i.owner for n in created for i in n.inputs
+                if i.owner is not None and i.owner not in created_set}
+    frontier |= {new.owner for _, new in pairs if new.owner is not None and new.owner in fgraph.nx}
+    for old, _ in pairs:
+        src = old.owner
+        if src is None or src not in fgraph.nx:
+            continue
+        if src in frontier or any(nx.has_path(fgraph.nx, src, f) for f in frontier if f in fgraph.nx):
+            return True
+    return False
+
+
 def check_replacement(rewrite_name: str, old: Variable, new: Variable) -> None:
     if not isinstance(new, Variable):
         raise TypeError(f"rewrite {rewrite_name!r} returned {new!r}, not a graph variable")
@@ -167,6 +185,8 @@ def apply_replacements(
         if isinstance(new, Constant) and any(c == OUTPUT for c, _ in fgraph.clients.get(old, [])):
             return None
     created = _new_nodes(fgraph, [new for _, new in pairs])
+    if _creates_cycle(fgraph, pairs, created):
+        return None
     origin = next((old.owner for old, _ in pairs if old.owner is not None), None)
     if origin is not None:  # errors in new nodes point at the user code that built the old one
         for node in created:

@@ -132,3 +132,12 @@ def test_a_crashing_rewrite_is_skipped_with_a_warning(monkeypatch) -> None:
     with pytest.warns(UserWarning, match="'broken' failed.*ZeroDivisionError"):
         run_local_phase(fg, [broken], RewriteLog())
     assert len(fg.apply_nodes) == 1
+
+
+def test_a_replacement_depending_on_what_it_replaces_is_refused() -> None:
+    x = T.vector("x")
+    e = T.exp(x)
+    loop = LocalRewrite("loop", lambda fg, node: [T.tanh(node.outputs[0])]
+                        if node.op.scalar_op.name == "exp" else None)
+    fg = FunctionGraph([x], [e * 2], clone=False)
+    assert run_local_phase(fg, [loop], RewriteLog()) == 0
