@@ -127,3 +127,32 @@ def test_kernels_are_cached_across_functions() -> None:
     again = graphc.function([x], T.log1p(x) * 3, mode=NATIVE)
     assert again._program.native_nodes
     assert all(m.addresses for m in again._program.modules)
+
+
+def test_reused_output_buffers_never_overwrite_live_results() -> None:
+    x = T.dvector("x")
+    fn = graphc.function([x], T.exp(x) * 2, mode=NATIVE)
+    a = fn(np.zeros(4))
+    view = fn(np.ones(4))[1:]
+    kept = [fn(np.full(4, float(k))) for k in range(3)]
+    for k in range(5):  # results dropped at once: their buffers come back
+        fn(np.full(4, 9.0 + k))
+    np.testing.assert_allclose(a, 2.0)
+    np.testing.assert_allclose(view, 2 * np.e)
+    for k, r in enumerate(kept):
+        np.testing.assert_allclose(r, 2 * np.exp(k))
+    assert len({id(r) for r in kept} | {id(a)}) == 4
+
+
+def test_large_contiguous_kernels_split_across_threads(monkeypatch: pytest.MonkeyPatch) -> None:
+    from graphc.backend.llvm import executor
+
+    monkeypatch.setenv("GRAPHC_THREADS", "3")
+    monkeypatch.setattr(executor, "PARALLEL_MIN_ELEMENTS", 1000)
+    monkeypatch.setattr(executor, "_pool", None)
+    x, y = T.fvector("x"), T.fvector("y")
+    fn = graphc.function([x, y], T.tanh(x) * y - 1, mode=NATIVE)
+    rng = np.random.default_rng(2)
+    a, b = rng.standard_normal(100_003).astype("float32"), rng.standard_normal(100_003).astype("float32")
+    np.testing.assert_allclose(fn(a, b), np.tanh(a) * b - 1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fn(a[::2], b[::2]), np.tanh(a[::2]) * b[::2] - 1, rtol=1e-5, atol=1e-6)

@@ -13,8 +13,11 @@ native node and raises on the first disagreement.
 from __future__ import annotations
 
 import ctypes
+import os
+import sys
 import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -52,8 +55,40 @@ def native_available() -> bool:
 
 
 def _cfunc(addr: int, nargs: int) -> Callable[..., int]:
-    proto = ctypes.CFUNCTYPE(ctypes.c_int, *([ctypes.py_object] * nargs))
+    # CFUNCTYPE releases the GIL during the call, so threads can share a kernel.
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                             *([ctypes.py_object] * nargs))
     return proto(addr)
+
+
+WHOLE = 1 << 62  # "stop" meaning the whole array
+# Below this many elements a thread round trip (~50-80 us) costs more than it saves.
+PARALLEL_MIN_ELEMENTS = 1 << 17
+
+
+def kernel_threads() -> int:
+    """Threads for large contiguous kernels: GRAPHC_THREADS, else the CPU count (at most 4)."""
+    env = os.environ.get("GRAPHC_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _run_split(cfunc: Callable[..., int], size: int, args: list[Any], threads: int) -> int:
+    """Run the contiguous kernel on ``threads`` slices of [0, size); nonzero if any refused."""
+    global _pool
+    if _pool is None:
+        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="graphc-kernel")
+    chunk = -(-size // threads)
+    chunk += -chunk % 64  # whole cache lines and vectors per slice
+    futures = [_pool.submit(cfunc, lo, lo + chunk, *args) for lo in range(chunk, size, chunk)]
+    rc = cfunc(0, chunk, *args)
+    for f in futures:
+        rc |= f.result()
+    return rc
 
 
 def _broadcast_shape(shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
@@ -89,9 +124,27 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
     # A fused node's extra outputs may read fewer inputs, hence broadcast to a smaller shape:
     # then its kernel (one iteration space) does not apply and the reference runs.
     partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != len(taken)]
+    full_inputs = [k for k, (_, scalar) in enumerate(plan.dag.inputs) if not scalar]
+    threads = kernel_threads()
     post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
     ndarray = np.ndarray
     empty = np.empty
+
+    # Output buffers are reused once nothing else refers to them (the caller dropped the
+    # result, or the intermediate was released): fresh pages cost a page fault each.
+    pools: list[list[np.ndarray]] = [[] for _ in out_dt]
+    getrefcount = sys.getrefcount
+
+    def alloc(j: int, shape: tuple[int, ...]) -> np.ndarray:
+        pool = pools[j]
+        for buf in pool:
+            if getrefcount(buf) == 3 and buf.shape == shape:  # the pool, `buf`, the argument
+                return buf
+        buf = empty(shape, out_dt[j])
+        if len(pool) >= 2:
+            pool.pop(0)
+        pool.append(buf)
+        return buf
 
     def fail(values: list[Any], exc: Exception) -> None:
         raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
@@ -115,8 +168,17 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
         for deps in partial:
             if _broadcast_shape([arrays[k].shape for k in deps] or [()]) != shape:
                 return run_node(node, values)
-        outs = [empty(shape, d) for d in out_dt]
-        if cfunc(*arrays, *outs):
+        outs = [alloc(j, shape) for j in range(len(out_dt))]
+        args = arrays + outs
+        size = outs[0].size
+        if (threads > 1 and size >= PARALLEL_MIN_ELEMENTS
+                and all(arrays[k].flags.c_contiguous and arrays[k].shape == shape for k in full_inputs)):
+            rc = _run_split(cfunc, size, args, threads)
+            if rc:
+                rc = cfunc(0, WHOLE, *args)
+        else:
+            rc = cfunc(0, WHOLE, *args)
+        if rc:
             return run_node(node, values)  # raises the reference's error, or computes it
         if post is not None:
             try:

@@ -1,6 +1,6 @@
 """Elementwise kernel code generation from a ScalarDAG.
 
-A kernel is ``i32 kernel(PyArrayObject *in0, ..., PyArrayObject *out0, ...)``:
+A kernel is ``i32 kernel(i64 start, i64 stop, PyArrayObject *in0, ..., *out0, ...)``:
 it reads data pointers, shapes, strides and flags straight from the NumPy array
 structs (their layout is NumPy's public ABI; checked at import by
 ``pyarray_layout_ok``), so a call from Python passes only the arrays. The
@@ -9,10 +9,12 @@ allocated the outputs with the broadcast shape.
 
 Two paths: when every array is C-contiguous with the output's shape (inputs
 that are statically one element are loaded once), a single flat loop that LLVM
-vectorizes; otherwise nested loops over the output's dimensions with per-array
-element strides (0 along broadcast dimensions), whose innermost loop LLVM
-versions for unit stride. Returns 0, 1 when an op reported an error (the
-executor then re-runs the reference to raise it), 2 for unaligned data.
+vectorizes, over the flat range [start, stop) so threads can share it;
+otherwise nested loops over the output's dimensions with per-array element
+strides (0 along broadcast dimensions), whose innermost loop LLVM versions for
+unit stride. Returns 0, 1 when an op reported an error (the executor then
+re-runs the reference to raise it), 2 for unaligned data, 3 when asked for part
+of a strided run.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_appl
 # PyArrayObject_fields: PyObject_HEAD, data, nd, dimensions, strides, base, descr, flags.
 OFF_DATA, OFF_DIMS, OFF_STRIDES, OFF_FLAGS = 16, 32, 40, 64
 NPY_C_CONTIGUOUS, NPY_ALIGNED = 0x0001, 0x0100
-STATUS_OK, STATUS_ERROR, STATUS_UNALIGNED = 0, 1, 2
+STATUS_OK, STATUS_ERROR, STATUS_UNALIGNED, STATUS_NOT_CONTIGUOUS = 0, 1, 2, 3
 
 
 def pyarray_layout_ok() -> bool:
@@ -88,15 +90,19 @@ def evaluate(ctx: Ctx, outputs: list[SNode], inputs: list[ir.Value]) -> list[ir.
     return [memo[id(o)] for o in outputs]
 
 
-def _loop(b: ir.IRBuilder, n: ir.Value, body) -> None:
-    """``for i in range(n): body(i)`` for n >= 1 (a rotated loop)."""
+def _loop(b: ir.IRBuilder, n: ir.Value, body, start: ir.Value | None = None) -> None:
+    """``for i in range(start, n): body(i)`` (start defaults to 0; n >= 1 then)."""
     pre = b.block
     head = b.append_basic_block("loop")
     after = b.append_basic_block("after")
-    b.branch(head)
+    if start is None:
+        start = ir.Constant(I64, 0)
+        b.branch(head)
+    else:
+        b.cbranch(b.icmp_signed("<", start, n), head, after)
     b.position_at_end(head)
     i = b.phi(I64, name="i")
-    i.add_incoming(ir.Constant(I64, 0), pre)
+    i.add_incoming(start, pre)
     body(i)
     nxt = b.add(i, ir.Constant(I64, 1), flags=["nuw", "nsw"])
     i.add_incoming(nxt, b.block)
@@ -123,9 +129,10 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
         if d not in NATIVE_DTYPES:
             raise Unsupported(f"dtype {d} has no native kernels")
     nin, nout = len(dag.inputs), len(dag.outputs)
-    fn = ir.Function(module, ir.FunctionType(I32, [PTR] * (nin + nout)), name=name)
+    fn = ir.Function(module, ir.FunctionType(I32, [I64, I64] + [PTR] * (nin + nout)), name=name)
     fn.attributes.add("nounwind")
-    arrays = list(fn.args)
+    start, stop = fn.args[:2]
+    arrays = list(fn.args[2:])
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     status = b.alloca(I32, name="status")
     b.store(ir.Constant(I32, STATUS_OK), status)
@@ -183,10 +190,19 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
             _store_elem(b, v, data[nin + j], index_of(nin + j), out_dtypes[j])
 
     b.position_at_end(flat)
-    _loop(b, n, lambda i: compute(lambda k: i))
+    hi = b.select(b.icmp_signed("<", stop, n), stop, n)
+    _loop(b, hi, lambda i: compute(lambda k: i), start=start)
     b.branch(done)
 
     b.position_at_end(strided)
+    # Only the contiguous path is split between threads: a part of a strided run is refused.
+    whole = fn.append_basic_block("whole")
+    refuse = fn.append_basic_block("refuse")
+    b.cbranch(b.and_(b.icmp_signed("==", start, ir.Constant(I64, 0)), b.icmp_signed(">=", stop, n)),
+              whole, refuse)
+    b.position_at_end(refuse)
+    b.ret(ir.Constant(I32, STATUS_NOT_CONTIGUOUS))
+    b.position_at_end(whole)
     strides_p = [_field(b, a, OFF_STRIDES, PTR) for a in arrays]
     estrides: list[list[ir.Value]] = []
     for k in range(len(arrays)):
