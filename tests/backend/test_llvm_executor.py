@@ -156,3 +156,11 @@ def test_large_contiguous_kernels_split_across_threads(monkeypatch: pytest.Monke
     a, b = rng.standard_normal(100_003).astype("float32"), rng.standard_normal(100_003).astype("float32")
     np.testing.assert_allclose(fn(a, b), np.tanh(a) * b - 1, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(fn(a[::2], b[::2]), np.tanh(a[::2]) * b[::2] - 1, rtol=1e-5, atol=1e-6)
+
+
+def test_default_modes_use_the_native_backend() -> None:
+    x = T.fvector("x")
+    assert isinstance(graphc.function([x], x * 2)._program, LLVMProgram)
+    assert isinstance(graphc.function([x], x * 2, mode="FAST_COMPILE")._program, LLVMProgram)
+    assert isinstance(graphc.function([x], x * 2, mode="DEBUG")._program, LLVMProgram)
+    assert not isinstance(graphc.function([x], x * 2, mode="PY")._program, LLVMProgram)

@@ -81,7 +81,9 @@ def _run_split(cfunc: Callable[..., int], size: int, args: list[Any], threads: i
     """Run the contiguous kernel on ``threads`` slices of [0, size); nonzero if any refused."""
     global _pool
     if _pool is None:
-        _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="graphc-kernel")
+        with _cache_lock:
+            if _pool is None:
+                _pool = ThreadPoolExecutor(max_workers=threads - 1, thread_name_prefix="graphc-kernel")
     chunk = -(-size // threads)
     chunk += -chunk % 64  # whole cache lines and vectors per slice
     futures = [_pool.submit(cfunc, lo, lo + chunk, *args) for lo in range(chunk, size, chunk)]
