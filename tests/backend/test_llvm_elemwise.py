@@ -189,3 +189,35 @@ def test_nnet_activations_native(name: str, dtype: str) -> None:
         a = values(dtype, shape, rng, name) * (30 if dtype != "int32" else 1)
         for k, (g, w) in enumerate(zip(fn(a), ref(a))):
             check(g, w, f"{name} output {k} {shape}", atol=1e-30)
+
+
+ALL_DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
+              "float32", "float64"]
+
+
+@pytest.mark.parametrize("src", ALL_DTYPES)
+def test_casts_between_every_native_dtype(src: str) -> None:
+    x = T.tensor(src, (None,), "x")
+    targets = [d for d in ALL_DTYPES if d != src]
+    outs = [E.cast(x, d) for d in targets]
+    fn, ref = graphc.function([x], outs, mode=NATIVE), graphc.function([x], outs, mode=REF)
+    assert not fn._program.fallback_nodes
+    # Values every target represents (conversion out of range is undefined in C and NumPy).
+    base = np.array([0, 1, 2, 7, 100, 127, 3.75, 0.5, 99.99])
+    a = (base > 0) if src == "bool" else base.astype(src)
+    for d, g, w in zip(targets, fn(a), ref(a)):
+        check(g, w, f"{src} -> {d}")
+
+
+@pytest.mark.parametrize("dtype", ["int8", "uint8", "uint32", "uint64", "int16"])
+def test_small_and_unsigned_integer_arithmetic(dtype: str) -> None:
+    x, y = T.tensor(dtype, (None,), "x"), T.tensor(dtype, (None,), "y")
+    outs = [x + y, x - y, x * y, x // y, x % y, E.maximum(x, y), x < y, x ^ y, abs(x), -x, E.sgn(x)]
+    fn, ref = graphc.function([x, y], outs, mode=NATIVE), graphc.function([x, y], outs, mode=REF)
+    assert not fn._program.fallback_nodes
+    info = np.iinfo(dtype)
+    a = np.array([info.min, info.max, 0, 1, 5, 7, info.max // 2], dtype=dtype)
+    b = np.array([1, 3, 0, info.max, 2, 0, 2], dtype=dtype)
+    with np.errstate(all="ignore"):
+        for k, (g, w) in enumerate(zip(fn(a, b), ref(a, b))):
+            check(g, w, f"{dtype} output {k}")
