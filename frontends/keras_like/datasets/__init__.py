@@ -1,5 +1,6 @@
-"""Data sets that ship on the machine (no downloads): ``fashion_mnist``, ``mnist`` from idx files."""
+"""Data sets that are on the machine (nothing is downloaded): ``fashion_mnist`` and ``mnist`` from
+idx files; ``iris``, ``digits`` and ``breast_cancer`` from scikit-learn's wheel."""
 
-from frontends.keras_like.datasets import fashion_mnist, mnist
+from frontends.keras_like.datasets import breast_cancer, digits, fashion_mnist, iris, mnist
 
-__all__ = ["fashion_mnist", "mnist"]
+__all__ = ["fashion_mnist", "mnist", "iris", "digits", "breast_cancer"]

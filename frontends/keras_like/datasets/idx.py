@@ -25,8 +25,17 @@ def read_idx(path: str) -> np.ndarray:
     return array.reshape(shape).astype(np.dtype(_DTYPES[data[2]]).newbyteorder("="))
 
 
+STEMS = ("train-images", "train-labels", "t10k-images", "t10k-labels")
+
+
+def has_all_files(directory: str) -> bool:
+    """Whether ``directory`` holds a file for each of the four parts."""
+    return os.path.isdir(directory) and all(
+        glob.glob(os.path.join(glob.escape(directory), f"*{stem}*")) for stem in STEMS)
+
+
 def _find(directory: str, stem: str) -> str:
-    matches = sorted(glob.glob(os.path.join(directory, f"*{stem}*")))
+    matches = sorted(glob.glob(os.path.join(glob.escape(directory), f"*{stem}*")))
     if not matches:
         raise FileNotFoundError(f"no file matching *{stem}* in {directory}")
     return matches[0]
@@ -34,6 +43,5 @@ def _find(directory: str, stem: str) -> str:
 
 def load_from(directory: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """``((x_train, y_train), (x_test, y_test))`` from the four idx files in ``directory``."""
-    parts = [read_idx(_find(directory, stem)) for stem in (
-        "train-images", "train-labels", "t10k-images", "t10k-labels")]
+    parts = [read_idx(_find(directory, stem)) for stem in STEMS]
     return (parts[0], parts[1]), (parts[2], parts[3])
