@@ -164,3 +164,22 @@ def test_default_modes_use_the_native_backend() -> None:
     assert isinstance(graphc.function([x], x * 2, mode="FAST_COMPILE")._program, LLVMProgram)
     assert isinstance(graphc.function([x], x * 2, mode="DEBUG")._program, LLVMProgram)
     assert not isinstance(graphc.function([x], x * 2, mode="PY")._program, LLVMProgram)
+
+
+def test_kernel_writes_strided_outputs() -> None:
+    """The executor always allocates C-contiguous outputs; the kernels also handle others."""
+    from graphc.backend.llvm.executor import WHOLE, _cfunc, _kernels
+    from graphc.backend.llvm.expr import dag_for_node
+    from graphc.backend.llvm.kernel import kernel_name
+
+    x, y = T.dmatrix("x"), T.bmatrix("y")
+    prog = LLVMProgram(FunctionGraph([x, y], [x * y]), opt=3)
+    (node,) = prog.native_nodes
+    addr, _ = _kernels[f"{kernel_name(dag_for_node(node)[0], 2)}@O3"]
+    kernel = _cfunc(addr, 3)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((300, 7))
+    c = rng.integers(-5, 5, (300, 1)).astype("int8")
+    for out in [np.empty((7, 300)).T, np.empty((600, 14))[::2, ::2], np.empty((300, 7))]:
+        assert kernel(0, WHOLE, a, c, out) == 0
+        np.testing.assert_allclose(out, a * c)

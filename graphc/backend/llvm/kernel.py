@@ -11,10 +11,11 @@ Two paths: when every array is C-contiguous with the output's shape (inputs
 that are statically one element are loaded once), a single flat loop that LLVM
 vectorizes, over the flat range [start, stop) so threads can share it;
 otherwise nested loops over the output's dimensions with per-array element
-strides (0 along broadcast dimensions), whose innermost loop LLVM versions for
-unit stride. Returns 0, 1 when an op reported an error (the executor then
-re-runs the reference to raise it), 2 for unaligned data, 3 when asked for part
-of a strided run.
+strides (0 along broadcast dimensions), the innermost in blocks where operands
+that are not unit-stride are first copied into small buffers (as NumPy's
+buffered iteration), so the math still runs on vectors. Returns 0, 1 when an
+op reported an error (the executor then re-runs the reference to raise it), 2
+for unaligned data, 3 when asked for part of a strided run.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_appl
 OFF_DATA, OFF_DIMS, OFF_STRIDES, OFF_FLAGS = 16, 32, 40, 64
 NPY_C_CONTIGUOUS, NPY_ALIGNED = 0x0001, 0x0100
 STATUS_OK, STATUS_ERROR, STATUS_UNALIGNED, STATUS_NOT_CONTIGUOUS = 0, 1, 2, 3
+BLOCK = 256  # elements per buffered block of the strided path's innermost loop
 
 
 def pyarray_layout_ok() -> bool:
@@ -140,6 +142,8 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     in_dtypes = [d for d, _ in dag.inputs]
     dtypes = in_dtypes + out_dtypes
     scalar_in = [s for _, s in dag.inputs]
+    # Block buffers of the strided path (in the entry block, so they are plain stack slots).
+    tmp = [b.bitcast(b.alloca(mem_type(d), size=BLOCK, name=f"buf{k}"), PTR) for k, d in enumerate(dtypes)]
 
     flags = [_field(b, a, OFF_FLAGS, I32) for a in arrays]
     aligned = ir.Constant(ir.IntType(1), 1)
@@ -215,9 +219,62 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
                                 b.ashr(sk, shift)))
         estrides.append(row)
 
+    def row(offs: list[ir.Value]) -> None:
+        """The innermost dimension in blocks of BLOCK: operands that are not unit-stride
+        (broadcast: stride 0, or transposed) are first copied into small buffers, so the
+        loop doing the math always reads unit-stride pointers and vectorizes."""
+        length = shape[ndim - 1]
+        nblocks = b.udiv(b.add(length, ir.Constant(I64, BLOCK - 1)), ir.Constant(I64, BLOCK))
+
+        def block(bi: ir.Value) -> None:
+            first = b.mul(bi, ir.Constant(I64, BLOCK))
+            left = b.sub(length, first)
+            m = b.select(b.icmp_signed("<", left, ir.Constant(I64, BLOCK)), left, ir.Constant(I64, BLOCK))
+            ptrs: dict[int, ir.Value] = {}
+            scatter = []
+            for k in range(len(arrays)):
+                if k in fixed:
+                    continue
+                st = estrides[k][ndim - 1]
+                base = b.add(offs[k], b.mul(first, st))
+                unit = b.icmp_signed("==", st, ir.Constant(I64, 1))
+                mt = mem_type(dtypes[k])
+                if k < nin:
+                    with b.if_then(b.not_(unit)):
+                        def copy(j: ir.Value, k: int = k, base: ir.Value = base, st: ir.Value = st,
+                                 mt: ir.Type = mt) -> None:
+                            src = b.gep(data[k], [b.add(base, b.mul(j, st))], source_etype=mt)
+                            b.store(b.load(src, typ=mt), b.gep(tmp[k], [j], source_etype=mt))
+
+                        _loop(b, m, copy)
+                else:
+                    scatter.append((k, base, st, unit, mt))
+                ptrs[k] = b.select(unit, b.gep(data[k], [base], source_etype=mt), tmp[k])
+
+            def body(j: ir.Value) -> None:
+                vals = [fixed[i] if i in fixed else _load_elem(b, ptrs[i], j, in_dtypes[i])
+                        for i in range(nin)]
+                for q, v in enumerate(evaluate(ctx, dag.outputs, vals)):
+                    _store_elem(b, v, ptrs[nin + q], j, out_dtypes[q])
+
+            _loop(b, m, body)
+            for k, base, st, unit, mt in scatter:
+                with b.if_then(b.not_(unit)):
+                    def put(j: ir.Value, k: int = k, base: ir.Value = base, st: ir.Value = st,
+                            mt: ir.Type = mt) -> None:
+                        dst = b.gep(data[k], [b.add(base, b.mul(j, st))], source_etype=mt)
+                        b.store(b.load(b.gep(tmp[k], [j], source_etype=mt), typ=mt), dst)
+
+                    _loop(b, m, put)
+
+        _loop(b, nblocks, block)
+
     def nest(d: int, offs: list[ir.Value]) -> None:
-        if d == ndim:
+        if d == ndim:  # rank 0 (never strided, but the path must exist)
             compute(lambda k: offs[k])
+            return
+        if d == ndim - 1:
+            row(offs)
             return
 
         def body(j: ir.Value) -> None:
