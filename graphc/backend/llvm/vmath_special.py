@@ -10,8 +10,6 @@
 
 from __future__ import annotations
 
-import math
-
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import F32, F64, I64, call_intr, fconst, fmuladd, select_horner
@@ -108,5 +106,3 @@ def _erf(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         return _erf64(b, x)
     return b.fptrunc(_erf64(b, b.fpext(x, F64)), F32)
 
-
-__all__ = ["math"]
