@@ -63,6 +63,16 @@ def hard_sigmoid(x: Variable) -> Variable:
     return K.hard_sigmoid(x)
 
 
+def hard_sigmoid_keras3(x: Variable) -> Variable:
+    """Keras 3's ``hard_sigmoid``: ``relu6(x + 3) / 6`` (Keras 2's slope is 0.2, not 1/6)."""
+    return K.clip(x / 6.0 + 0.5, 0.0, 1.0)
+
+
+def hard_silu(x: Variable) -> Variable:
+    """``x * hard_sigmoid_keras3(x)`` (Keras 3's ``hard_silu``/``hard_swish``)."""
+    return x * hard_sigmoid_keras3(x)
+
+
 def exponential(x: Variable) -> Variable:
     return K.exp(x)
 
@@ -94,7 +104,8 @@ def mish(x: Variable) -> Variable:
 _TABLE: dict[str, Callable[..., Variable]] = {
     "linear": linear, "relu": relu, "softmax": softmax, "log_softmax": log_softmax, "elu": elu,
     "selu": selu, "softplus": softplus, "softsign": softsign, "tanh": tanh, "sigmoid": sigmoid,
-    "hard_sigmoid": hard_sigmoid, "exponential": exponential, "swish": swish, "silu": silu,
+    "hard_sigmoid": hard_sigmoid, "hard_sigmoid_keras3": hard_sigmoid_keras3,
+    "hard_silu": hard_silu, "exponential": exponential, "swish": swish, "silu": silu,
     "gelu": gelu, "relu6": relu6, "mish": mish,
 }
 

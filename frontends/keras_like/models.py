@@ -8,7 +8,6 @@ for compile/fit/evaluate/predict.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -200,51 +199,63 @@ class Sequential(TrainingMixin):
         return model
 
     def to_json(self, **kwargs: Any) -> str:
-        return json.dumps({"class_name": "Sequential", "config": self.get_config()},
-                          default=_json_default, **kwargs)
+        """The architecture as Keras 3 serializes it (``model_from_json`` reads it back)."""
+        from frontends.keras_like import saving
+
+        return saving.model_to_json(self, **kwargs)
 
     # -- persistence (see frontends.keras_like.saving) -------------------------------------
     def save_weights(self, filepath: str, overwrite: bool = True) -> None:
         from frontends.keras_like import saving
 
-        saving.save_weights(self, filepath)
+        saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath: str, by_name: bool = False, **kwargs: Any) -> None:
+    def load_weights(self, filepath: str, by_name: bool = False, skip_mismatch: bool = False,
+                     **kwargs: Any) -> None:
         from frontends.keras_like import saving
 
-        saving.load_weights(self, filepath)
+        saving.load_weights(self, filepath, by_name=by_name, skip_mismatch=skip_mismatch)
 
     def save(self, filepath: str, overwrite: bool = True, include_optimizer: bool = True) -> None:
         from frontends.keras_like import saving
 
-        saving.save_model(self, filepath, include_optimizer=include_optimizer)
+        saving.save_model(self, filepath, overwrite=overwrite, include_optimizer=include_optimizer)
+
+    # -- pickling: compiled functions are dropped and rebuilt on first use -------------------
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state.update(_train_fn=None, _test_fn=None, _predict_fn=None, history=None)
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        opt = state.get("optimizer")
+        if opt is not None and getattr(opt, "_slot_vars", None):
+            # slots are keyed by id(weight); the unpickled weights have new ids
+            opt._slot_vars = {(id(var.owner_weight), key[1]): var
+                              for key, var in opt._slot_vars.items()}
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name} layers={[layer.name for layer in self.layers]}>"
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, tuple):
-        return list(value)
-    raise TypeError(f"cannot serialize {type(value).__name__} to JSON")
-
-
 def model_from_json(text: str, custom_objects: dict | None = None) -> Sequential:
-    spec = json.loads(text)
-    if spec.get("class_name", "Sequential") != "Sequential":
-        raise ValueError(f"only Sequential models are supported, got {spec.get('class_name')!r}")
-    return Sequential.from_config(spec["config"], custom_objects)
+    """A model from ``to_json`` text (graphc's, Keras 3's or Keras 2's)."""
+    from frontends.keras_like import saving
+
+    return saving.model_from_json(text, custom_objects)
 
 
 def model_from_config(config: dict, custom_objects: dict | None = None) -> Sequential:
-    return Sequential.from_config(config.get("config", config), custom_objects)
+    from frontends.keras_like.saving.keras_config import model_from_keras_config
+
+    if isinstance(config, dict) and "class_name" not in config:
+        config = {"class_name": "Sequential", "config": config}
+    return model_from_keras_config(config, 3 if "module" in config else 2, custom_objects)
 
 
 def load_model(filepath: str, custom_objects: dict | None = None, compile: bool = True) -> Sequential:
-    """Load a model written by ``model.save`` (see :mod:`frontends.keras_like.saving`)."""
+    """Load a model saved by ``model.save`` or by Keras (see :mod:`frontends.keras_like.saving`)."""
     from frontends.keras_like import saving
 
     return saving.load_model(filepath, custom_objects=custom_objects, compile=compile)
-
