@@ -183,3 +183,25 @@ def test_kernel_writes_strided_outputs() -> None:
     for out in [np.empty((7, 300)).T, np.empty((600, 14))[::2, ::2], np.empty((300, 7))]:
         assert kernel(0, WHOLE, a, c, out) == 0
         np.testing.assert_allclose(out, a * c)
+
+
+def test_split_kernels_work_in_a_forked_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import warnings
+
+    from graphc.backend.llvm import executor
+
+    monkeypatch.setenv("GRAPHC_THREADS", "2")
+    monkeypatch.setattr(executor, "PARALLEL_MIN_ELEMENTS", 1000)
+    x = T.fvector("x")
+    fn = graphc.function([x], T.exp(x) + 1, mode=NATIVE)
+    a = np.linspace(-3, 3, 50_000, dtype="float32")
+    fn(a)  # the parent's pool exists now
+    with warnings.catch_warnings():  # Python 3.12+ warns about forking with threads
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
+    if pid == 0:  # child: must compute, not hang on the parent's (absent) threads
+        ok = np.allclose(fn(a), np.exp(a) + 1, rtol=1e-5)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

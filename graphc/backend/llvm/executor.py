@@ -77,6 +77,15 @@ def kernel_threads() -> int:
 _pool: ThreadPoolExecutor | None = None
 
 
+def _forget_pool() -> None:
+    # A forked child has none of the parent's threads: waiting on that pool would hang.
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
+
+
 def _run_split(cfunc: Callable[..., int], size: int, args: list[Any], threads: int) -> int:
     """Run the contiguous kernel on ``threads`` slices of [0, size); nonzero if any refused."""
     global _pool
