@@ -17,7 +17,6 @@ from llvmlite import ir
 from graphc.backend.llvm import vmath
 from graphc.backend.llvm.irutil import (
     NATIVE_DTYPES,
-    bits,
     call_intr,
     cast,
     const,
@@ -290,15 +289,33 @@ def _pow(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
     ty = base.type
     if is_signed(t):  # NumPy raises for negative integer exponents
         ctx.fail_if(b.icmp_signed("<", e, ir.Constant(ty, 0)))
-    result = ir.Constant(ty, 1)
-    one = ir.Constant(ty, 1)
-    # Square-and-multiply over every exponent bit: branch-free, so it vectorizes.
-    for _ in range(bits(t)):
-        odd = b.icmp_unsigned("!=", b.and_(e, one), ir.Constant(ty, 0))
-        result = b.select(odd, b.mul(result, base), result)
-        base = b.mul(base, base)
-        e = b.lshr(e, one)
-    return result
+    # Square-and-multiply while exponent bits remain (a loop: unrolling all 64 steps made
+    # int64 kernels slow to compile, and integer powers are rare in hot code).
+    one, zero = ir.Constant(ty, 1), ir.Constant(ty, 0)
+    pre = b.block
+    head = b.append_basic_block("ipow")
+    step = b.append_basic_block("ipow.step")
+    done = b.append_basic_block("ipow.done")
+    b.branch(head)
+    b.position_at_end(head)
+    r = b.phi(ty)
+    bb = b.phi(ty)
+    ee = b.phi(ty)
+    b.cbranch(b.icmp_unsigned("!=", ee, zero), step, done)
+    b.position_at_end(step)
+    odd = b.icmp_unsigned("!=", b.and_(ee, one), zero)
+    r2 = b.select(odd, b.mul(r, bb), r)
+    bb2 = b.mul(bb, bb)
+    ee2 = b.lshr(ee, one)
+    b.branch(head)
+    r.add_incoming(one, pre)
+    r.add_incoming(r2, step)
+    bb.add_incoming(base, pre)
+    bb.add_incoming(bb2, step)
+    ee.add_incoming(e, pre)
+    ee.add_incoming(ee2, step)
+    b.position_at_end(done)
+    return r
 
 
 # -- comparisons, min/max, clip ------------------------------------------------------------
