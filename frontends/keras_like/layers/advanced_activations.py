@@ -60,6 +60,10 @@ class PReLU(Layer):
     def get_config(self) -> dict:
         return {**super().get_config(),
                 "alpha_initializer": initializers_mod.serialize(self.alpha_initializer),
+                "alpha_regularizer": None if self.alpha_regularizer is None
+                else regularizers_mod.serialize(self.alpha_regularizer),
+                "alpha_constraint": None if self.alpha_constraint is None
+                else constraints_mod.serialize(self.alpha_constraint),
                 "shared_axes": list(self.shared_axes) or None}
 
 

@@ -171,6 +171,9 @@ class Flatten(Layer):
     def call(self, inputs: Variable) -> Variable:
         return T.flatten(inputs, 2)
 
+    def get_config(self) -> dict:
+        return {**super().get_config(), "data_format": self.data_format}
+
 
 class Reshape(Layer):
     """Reshape the non-batch axes to ``target_shape`` (one entry may be -1)."""

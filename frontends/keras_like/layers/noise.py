@@ -76,4 +76,4 @@ class AlphaDropout(_Noisy):
         return a * (inputs * kept + alpha_p * (1.0 - kept)) + b
 
     def get_config(self) -> dict:
-        return {**super().get_config(), "rate": self.rate}
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape}

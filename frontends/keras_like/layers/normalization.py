@@ -97,7 +97,12 @@ class BatchNormalization(Layer):
                 "gamma_initializer": initializers_mod.serialize(self.gamma_initializer),
                 "moving_mean_initializer": initializers_mod.serialize(self.moving_mean_initializer),
                 "moving_variance_initializer":
-                    initializers_mod.serialize(self.moving_variance_initializer)}
+                    initializers_mod.serialize(self.moving_variance_initializer),
+                **{name: None if getattr(self, name) is None else module.serialize(getattr(self, name))
+                   for name, module in (("beta_regularizer", regularizers_mod),
+                                        ("gamma_regularizer", regularizers_mod),
+                                        ("beta_constraint", constraints_mod),
+                                        ("gamma_constraint", constraints_mod))}}
 
 
 class LayerNormalization(Layer):
@@ -130,4 +135,6 @@ class LayerNormalization(Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis, "epsilon": self.epsilon,
-                "center": self.center, "scale": self.scale}
+                "center": self.center, "scale": self.scale,
+                "beta_initializer": initializers_mod.serialize(self.beta_initializer),
+                "gamma_initializer": initializers_mod.serialize(self.gamma_initializer)}

@@ -180,6 +180,10 @@ def _metrics_from_entry(entry: Any) -> list:
         elif isinstance(m, dict):
             if m.get("class_name") == "function":
                 out.append(_by_name(m.get("config"), metrics_mod._TABLE, "metric"))
+            elif m.get("class_name") == "MeanMetricWrapper":  # tf.keras 2: a named function
+                config = m.get("config") or {}
+                name = config.get("name") or config.get("fn")
+                out.append(_by_name(name, metrics_mod._TABLE, "metric"))
             else:
                 name = keras_snake_case(str(m.get("class_name")))
                 if name in ("accuracy", "categorical_accuracy", "binary_accuracy",

@@ -59,7 +59,7 @@ _SPECS: dict[str, dict[str, Any]] = {
     "Activation": {"activation": "act"},
     "Dropout": {"rate": "keep", "noise_shape": "keep", "seed": "keep", "p": "keep"},
     "BatchNormalization": {
-        "axis": "keep", "momentum": "keep", "epsilon": "keep", "center": "keep", "scale": "keep",
+        "axis": "axis1", "momentum": "keep", "epsilon": "keep", "center": "keep", "scale": "keep",
         "beta_initializer": "init", "gamma_initializer": "init", "moving_mean_initializer": "init",
         "moving_variance_initializer": "init", "beta_regularizer": "reg", "gamma_regularizer": "reg",
         "beta_constraint": "con", "gamma_constraint": "con", "renorm": ("fixed", False),
