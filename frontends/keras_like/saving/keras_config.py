@@ -272,15 +272,40 @@ class _Reader:
             raise UnsupportedKerasConfig(f"{where}: dtype policy {value!r} is not supported")
         return value
 
+    def generic(self, config: dict, where: str) -> dict:
+        """A custom layer's config: Keras objects and dtype policies made graphc objects."""
+        out = {}
+        kinds = {"initializers": "init", "regularizers": "reg", "constraints": "con"}
+        for key, value in config.items():
+            if key == "dtype":
+                value = self.dtype(value, where)
+                if value is None:
+                    continue
+            elif key == "activation":
+                value = self.activation(value, where)
+            elif isinstance(value, dict) and str(value.get("module", "")).startswith("keras."):
+                kind = kinds.get(value["module"].split(".")[1])
+                if kind:
+                    value = self.keras_object(kind, value, where)
+            out[key] = value
+        return out
+
+    def custom_layer(self, cls: Any, config: dict, where: str) -> Any:
+        config = self.generic(config, where)
+        params = inspect.signature(cls.__init__).parameters
+        # options newer Keras adds to every layer of a kind, at their no-op value
+        config = {k: v for k, v in config.items() if v is not None or k in params}
+        return cls.from_config(config)
+
     # -- layers ---------------------------------------------------------------------------
     def layer(self, entry: dict) -> Any:
         class_name = entry.get("class_name")
         config = dict(entry.get("config") or {})
         registered = entry.get("registered_name")
+        where = f"layer {config.get('name', '?')!r} ({class_name})"
         for key in (registered, class_name):
             if key and key in self.custom:
-                return self.custom[key].from_config(config)
-        where = f"layer {config.get('name', '?')!r} ({class_name})"
+                return self.custom_layer(self.custom[key], config, where)
         if class_name not in _SPECS or class_name not in layers_mod._CLASSES:
             raise UnsupportedKerasConfig(
                 f"{where}: the layer class {class_name!r} is not supported by graphc (supported: "
