@@ -8,6 +8,7 @@ for compile/fit/evaluate/predict.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import numpy as np
@@ -225,6 +226,9 @@ class Sequential(TrainingMixin):
     def __getstate__(self) -> dict:
         state = self.__dict__.copy()
         state.update(_train_fn=None, _test_fn=None, _predict_fn=None, history=None)
+        state["layers"] = [_without_graph(layer) for layer in self.layers]
+        if state.get("optimizer") is not None:
+            state["optimizer"] = _without_graph(state["optimizer"])
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -237,6 +241,25 @@ class Sequential(TrainingMixin):
 
     def __repr__(self) -> str:
         return f"<Sequential name={self.name} layers={[layer.name for layer in self.layers]}>"
+
+
+def _without_graph(obj: Any) -> Any:
+    """A shallow copy without the symbolic graphs built for the compiled functions (they hold
+    local functions pickle cannot take): non-shared variables are dropped, a random stream is
+    replaced by a fresh one with the same seed (dropout masks restart from that seed)."""
+    from graphc.compile.shared import SharedVariable
+    from graphc.tensor.random import RandomStream
+
+    drop = {k for k, v in vars(obj).items() if isinstance(v, Variable) and not isinstance(v, SharedVariable)}
+    streams = {k for k, v in vars(obj).items() if isinstance(v, RandomStream)}
+    if not drop and not streams:
+        return obj
+    clone = copy.copy(obj)
+    for key in drop:
+        delattr(clone, key)
+    for key in streams:
+        setattr(clone, key, RandomStream(getattr(obj, key)._seed))
+    return clone
 
 
 def model_from_json(text: str, custom_objects: dict | None = None) -> Sequential:

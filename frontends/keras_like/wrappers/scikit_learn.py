@@ -3,6 +3,12 @@
 
 ``build_fn(**params)`` returns a compiled model; the remaining parameters go to
 ``build_fn``, ``fit``, ``predict`` or ``evaluate``, whichever accepts them.
+
+The estimators ``clone`` (their parameters are ``build_fn`` and ``**sk_params``) and pickle, fitted
+or not: a fitted one carries its model, whose compiled graphc functions are dropped when pickled
+and rebuilt on first use after unpickling. That is what lets ``GridSearchCV(n_jobs=2)`` and
+joblib's Dask backend ship them to other processes and machines (``build_fn`` must then be
+importable or picklable: a module-level function or a method of a picklable object).
 """
 
 from __future__ import annotations
@@ -77,10 +83,33 @@ class BaseWrapper(_Base):
         builder = self._builder()
         self.model = builder(**_accepted(builder, self.sk_params))
         y = np.asarray(y)
-        loss = getattr(self.model, "loss", None)
-        if loss in ("categorical_crossentropy",) and y.ndim == 1:
+        if _categorical(self.model) and y.ndim == 1:
             y = to_categorical(y)
-        return self.model.fit(x, y, **self._fit_args(Sequential.fit, kwargs))
+        self.history_ = self.model.fit(x, y, **self._fit_args(Sequential.fit, kwargs))
+        return self.history_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "model")
+
+    def _fitted_model(self) -> Sequential:
+        if not hasattr(self, "model"):
+            try:
+                from sklearn.exceptions import NotFittedError
+            except ImportError:  # pragma: no cover - without scikit-learn
+                NotFittedError = AttributeError  # noqa: N806
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit first")
+        return self.model
+
+
+def _categorical(model: Sequential) -> bool:
+    """Whether the model's loss wants one-hot targets (by name, function or loss object)."""
+    from frontends.keras_like import losses
+
+    loss = getattr(model, "loss", None)
+    fn = getattr(type(loss), "fn", None) if isinstance(loss, losses.Loss) else loss
+    if isinstance(fn, str):
+        fn = losses._TABLE.get(fn)
+    return fn is losses.categorical_crossentropy
 
 
 class KerasClassifier(_ClassifierMixin, BaseWrapper):
@@ -98,22 +127,26 @@ class KerasClassifier(_ClassifierMixin, BaseWrapper):
         return self
 
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
-        classes = self.model.predict_classes(x, **self._fit_args(Sequential.predict_classes, kwargs))
+        model = self._fitted_model()
+        classes = model.predict_classes(x, **self._fit_args(Sequential.predict_classes, kwargs))
         return self.classes_[np.asarray(classes).reshape(-1)]
 
     def predict_proba(self, x: Any, **kwargs: Any) -> np.ndarray:
-        probs = self.model.predict(x, **self._fit_args(Sequential.predict, kwargs))
+        probs = self._fitted_model().predict(x, **self._fit_args(Sequential.predict, kwargs))
         if probs.shape[1] == 1:  # one sigmoid unit: the two class probabilities
             probs = np.hstack([1 - probs, probs])
         return probs
 
     def score(self, x: Any, y: Any, sample_weight: Any = None, **kwargs: Any) -> float:
         """Accuracy from ``evaluate`` (the model must be compiled with ``metrics=['accuracy']``)."""
-        y = np.searchsorted(self.classes_, np.asarray(y))
-        if getattr(self.model, "loss", None) == "categorical_crossentropy" and y.ndim == 1:
+        model = self._fitted_model()
+        y = np.asarray(y)
+        if y.ndim == 1 or y.shape[-1] == 1:
+            y = np.searchsorted(self.classes_, y)
+        if _categorical(model) and y.ndim == 1:
             y = to_categorical(y, self.n_classes_)
         args = self._fit_args(Sequential.evaluate, {"verbose": 0, **kwargs})
-        outputs = self.model.evaluate(x, y, sample_weight=sample_weight, **args)
+        outputs = model.evaluate(x, y, sample_weight=sample_weight, **args)
         outputs = outputs if isinstance(outputs, list) else [outputs]
         for name, value in zip(self.model.metrics_names, outputs):
             if name in ("accuracy", "acc"):
@@ -127,10 +160,11 @@ class KerasRegressor(_RegressorMixin, BaseWrapper):
         return self
 
     def predict(self, x: Any, **kwargs: Any) -> np.ndarray:
-        return np.squeeze(self.model.predict(x, **self._fit_args(Sequential.predict, kwargs)), axis=-1)
+        predictions = self._fitted_model().predict(x, **self._fit_args(Sequential.predict, kwargs))
+        return np.squeeze(predictions, axis=-1) if predictions.shape[-1] == 1 else predictions
 
     def score(self, x: Any, y: Any, sample_weight: Any = None, **kwargs: Any) -> float:
         """Minus the loss (scikit-learn maximizes scores)."""
         args = self._fit_args(Sequential.evaluate, {"verbose": 0, **kwargs})
-        outputs = self.model.evaluate(x, y, sample_weight=sample_weight, **args)
+        outputs = self._fitted_model().evaluate(x, y, sample_weight=sample_weight, **args)
         return -float(outputs[0] if isinstance(outputs, list) else outputs)
