@@ -32,7 +32,8 @@ def reference(name):
 CASES = [("dense_activations", "keras"), ("dense_activations", "h5"),
          ("activation_layers", "keras"), ("activation_layers", "h5"),
          ("bn_dropout", "keras"), ("bn_dropout", "h5"),
-         ("resume_adam", "keras"), ("resume_adam", "h5"), ("functional_chain", "keras")]
+         ("resume_adam", "keras"), ("resume_adam", "h5"), ("functional_chain", "keras"),
+         ("loss_objects", "keras")]
 
 
 @pytest.mark.parametrize("name,ext", CASES)
@@ -63,6 +64,19 @@ def test_layers_options_and_compile_settings():
     assert isinstance(model.optimizer, optimizers.SGD)
     assert model.optimizer.nesterov and model.optimizer.momentum == pytest.approx(0.9)
     assert model.metrics_names == ["loss", "accuracy"]
+
+
+def test_loss_and_metric_objects(tmp_path):
+    from frontends.keras_like import losses
+
+    model = load_model(fixture("loss_objects.keras"))
+    assert isinstance(model.loss, losses.CategoricalCrossentropy)
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert model.metrics_names == ["loss", "categorical_accuracy", "mae"]
+    model.save(tmp_path / "again.keras")
+    again = load_model(tmp_path / "again.keras")
+    assert again.loss.get_config() == model.loss.get_config()
+    assert again.metrics_names == model.metrics_names
 
 
 def test_trained_model_state():
