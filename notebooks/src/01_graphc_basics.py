@@ -90,7 +90,7 @@ train = graphc.function([X, Y], loss, updates=[(W, W - 0.1 * gW), (b, b - 0.1 * 
 predict = graphc.function([X], T.argmax(p, axis=1), name="predict")
 
 losses = []
-for epoch in range(10):
+for _epoch in range(10):
     losses += [float(train(points[i:i + 100], labels[i:i + 100])) for i in range(0, 2000, 100)]
 accuracy = float(np.mean(predict(points) == labels))
 print(f"loss: first batch {losses[0]:.3f}, last batch {losses[-1]:.3f}; accuracy {accuracy:.3f}")

@@ -55,7 +55,7 @@ print("classes:", encoder.classes_.tolist(), "-> one-hot rows such as", dummy_y[
 # %%
 new_flower = np.array([[4.6, 3.6, 1.0, 0.2]])
 plt.figure(figsize=(5.5, 4))
-for k, name in enumerate(encoder.classes_):
+for name in encoder.classes_:
     pts = X[Y == name]
     plt.scatter(pts[:, 2], pts[:, 3], s=15, label=name)
 plt.scatter(new_flower[:, 2], new_flower[:, 3], marker="*", s=250, color="black",
