@@ -276,3 +276,25 @@ def test_optimizer_mismatch_warns_and_starts_fresh(tmp_path):
         other.load_weights(tmp_path / "w.weights.h5")
     assert any("optimizer starts fresh" in str(w.message) for w in caught)
     np.testing.assert_array_equal(other.predict(X), model.predict(X))
+
+
+def test_reads_keras1_and_keras2_json():
+    """Old configs: Keras 1 names (output_dim, init, W_regularizer, p) and Keras 2.2's layer list."""
+    keras1 = {"class_name": "Sequential", "config": [
+        {"class_name": "Dense", "config": {
+            "name": "dense_1", "output_dim": 4, "init": "glorot_uniform", "activation": "relu",
+            "W_regularizer": None,
+            "b_regularizer": None, "activity_regularizer": None, "W_constraint": None,
+            "b_constraint": None, "bias": True, "input_dim": 3, "batch_input_shape": [None, 3],
+            "input_dtype": "float32", "trainable": True}},
+        {"class_name": "Dropout", "config": {"name": "dropout_1", "p": 0.5, "trainable": True}},
+        {"class_name": "Dense", "config": {"name": "dense_2", "output_dim": 2, "init": "uniform",
+                                           "activation": "hard_sigmoid", "input_dim": None,
+                                           "trainable": True, "bias": False}}]}
+    model = model_from_json(json.dumps(keras1))
+    assert model.output_shape == (None, 2) and model.layers[1].rate == 0.5
+    assert model.layers[2].get_config()["activation"] == "hard_sigmoid"  # Keras 2's meaning
+    assert not model.layers[2].use_bias
+    with pytest.raises(UnsupportedKerasConfig, match="'dense_1' \\(Dense\\): option 'W_learning_rate'"):
+        keras1["config"][0]["config"]["W_learning_rate"] = 2.0
+        model_from_json(json.dumps(keras1))
