@@ -28,7 +28,17 @@ class Optimizer:
 
     _defaults: dict[str, float] = {"learning_rate": 0.01}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Only the learning rate comes first in every Keras version; later positions differ.
+        if len(args) > 1:
+            raise TypeError(
+                f"{type(self).__name__} takes the learning rate as its only positional argument; "
+                f"pass the others by name"
+            )
+        if args:
+            if "lr" in kwargs or "learning_rate" in kwargs:
+                raise TypeError(f"{type(self).__name__}: learning rate given twice")
+            kwargs["learning_rate"] = args[0]
         lr = pop_alias(kwargs, "learning_rate", "lr", default=self._defaults["learning_rate"])
         self.clipnorm = kwargs.pop("clipnorm", None)
         self.clipvalue = kwargs.pop("clipvalue", None)
@@ -255,8 +265,8 @@ class Nadam(Optimizer):
     _defaults = {"learning_rate": 0.002, "beta_1": 0.9, "beta_2": 0.999, "epsilon": None,
                  "schedule_decay": 0.004}
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.m_schedule = K.variable(1.0, name="m_schedule")
         self.weights.append(self.m_schedule)
 

@@ -208,3 +208,14 @@ def test_state_get_set_weights_and_errors(float64):
     cfg = optimizers.serialize(optimizers.SGD(lr=0.5, momentum=0.9, nesterov=True))
     back = optimizers.deserialize(cfg)
     assert isinstance(back, optimizers.SGD) and back.nesterov and back.momentum == 0.9
+
+
+def test_learning_rate_may_be_positional() -> None:
+    from frontends.keras_like import optimizers
+
+    assert float(optimizers.Adam(0.01).learning_rate.get_value()) == pytest.approx(0.01)
+    assert float(optimizers.SGD(0.5, momentum=0.9).learning_rate.get_value()) == pytest.approx(0.5)
+    with pytest.raises(TypeError, match="only positional"):
+        optimizers.SGD(0.1, 0.9)
+    with pytest.raises(TypeError, match="given twice"):
+        optimizers.Adam(0.1, lr=0.2)
