@@ -18,8 +18,9 @@ _MODES = ("FAST_RUN", "FAST_COMPILE", "PY", "DEBUG")
 class Config:
     floatX: str = "float32"
     mode: str = "FAST_RUN"
+    # Compiled kernels are kept here between processes ("" switches the cache off).
     cache_dir: str = field(
-        default_factory=lambda: os.path.join(
+        default_factory=lambda: os.environ.get("GRAPHC_CACHE_DIR") or os.path.join(
             os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "graphc"
         )
     )

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import jit
+from graphc.backend.llvm import cache, jit
 from graphc.backend.llvm.expr import ScalarDAG, dag_for_node, input_dependencies
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
 from graphc.backend.llvm.scalar import Unsupported
@@ -43,6 +43,7 @@ class DebugModeError(NodeRuntimeError):
 # -- process-wide kernel cache ---------------------------------------------------------
 _cache_lock = threading.Lock()
 _kernels: dict[str, tuple[int, jit.CompiledModule]] = {}
+_unsupported: dict[str, str] = {}  # kernels that cannot be built, and why
 _LAYOUT_OK: bool | None = None
 
 
@@ -253,40 +254,53 @@ class LLVMProgram:
         self.native_nodes: list[Apply] = []
         self.fallback_nodes: list[tuple[Apply, str]] = []
         self.modules: list[jit.CompiledModule] = []
+        self.kernel_of: dict[Apply, str] = {}  # native node -> its kernel's name
         self.runners: dict[Apply, Runner] = self._compile()
         self._plan_slots()
 
     # -- compile time --------------------------------------------------------------------
     def _compile(self) -> dict[Apply, Runner]:
+        """Plan every node, compile the kernels not yet in this process (one module, through
+        the on-disk cache: IR is only built on a miss), then make each node's runner."""
         plans: list[_Plan] = []
         runners: dict[Apply, Runner] = {}
-        module = ir.Module(name="graphc")
-        new_names: list[str] = []
+        builders: dict[str, Callable[[ir.Module], object]] = {}
         for node in self.order:
-            plan = self._plan(node, module, new_names) if native_available() else None
+            plan = self._plan(node, builders) if native_available() else None
             if plan is None:
                 runners[node] = _fallback_runner(node)
             else:
                 plans.append(plan)
-        if new_names:
-            compiled = jit.compile_module(module, new_names, self.opt)
-            self.modules.append(compiled)
+        if builders:
+            compiled, failures = cache.compile_kernels(builders, self.opt)
             with _cache_lock:
-                for n in new_names:
-                    _kernels[self._key(n)] = (compiled.addresses[n], compiled)
+                if compiled is not None:
+                    self.modules.append(compiled)
+                    for n, addr in compiled.addresses.items():
+                        _kernels[self._key(n)] = (addr, compiled)
+                for n, reason in failures.items():
+                    _unsupported[self._key(n)] = reason
         for plan in plans:
-            addr, compiled = _kernels[self._key(plan.name)]
+            with _cache_lock:
+                found = _kernels.get(self._key(plan.name))
+                reason = _unsupported.get(self._key(plan.name), "no kernel for this computation")
+            if found is None:
+                runners[plan.node] = _fallback_runner(plan.node)
+                self.fallback_nodes.append((plan.node, reason))
+                continue
+            addr, compiled = found
             if compiled not in self.modules:
                 self.modules.append(compiled)
             cf = _cfunc(addr, len(plan.dag.inputs) + len(plan.dag.outputs))
             runners[plan.node] = _native_runner(plan, cf, self.debug)
             self.native_nodes.append(plan.node)
+            self.kernel_of[plan.node] = plan.name
         return runners
 
     def _key(self, name: str) -> str:
         return f"{name}@O{self.opt}"
 
-    def _plan(self, node: Apply, module: ir.Module, new_names: list[str]) -> _Plan | None:
+    def _plan(self, node: Apply, builders: dict[str, Callable[[ir.Module], object]]) -> _Plan | None:
         found = dag_for_node(node)
         if found is None:
             self.fallback_nodes.append((node, "no kernel for this op"))
@@ -297,23 +311,21 @@ class LLVMProgram:
             self.fallback_nodes.append((node, "inputs of different ranks"))
             return None
         name = kernel_name(dag, ndim)
+        key = self._key(name)
         with _cache_lock:
-            cached = self._key(name) in _kernels
-        if not cached:
-            if name in module.globals and name not in new_names:
-                self.fallback_nodes.append((node, "no kernel for this computation"))
+            cached = key in _kernels
+            reason = _unsupported.get(key)
+        if reason is not None:
+            self.fallback_nodes.append((node, reason))
+            return None
+        if not cached and name not in builders:
+            try:
+                check_dag(dag)
+            except Unsupported as exc:
+                self.fallback_nodes.append((node, str(exc)))
                 return None
-            if name not in module.globals:
-                try:
-                    check_dag(dag)
-                    build_kernel(module, dag, ndim, [o.dtype for o in dag.outputs])
-                except Unsupported as exc:
-                    fn = module.globals.get(name)
-                    if fn is not None:  # half built: leave a bodiless declaration (valid IR)
-                        fn.blocks.clear()
-                    self.fallback_nodes.append((node, str(exc)))
-                    return None
-                new_names.append(name)
+            out_dtypes = [o.dtype for o in dag.outputs]
+            builders[name] = lambda module, dag=dag, ndim=ndim: build_kernel(module, dag, ndim, out_dtypes)
         return _Plan(node, dag, taken, name, ndim)
 
     def _plan_slots(self) -> None:

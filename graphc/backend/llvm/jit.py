@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
@@ -20,7 +21,8 @@ _lock = threading.Lock()
 _initialized = False
 
 
-def _init() -> None:
+def init() -> None:
+    """Initialize the native target, asm printer and parser (once per process)."""
     global _initialized
     with _lock:
         if not _initialized:
@@ -32,7 +34,7 @@ def _init() -> None:
 
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
     """A target machine for this CPU (its name and feature string), PIC, JIT code model."""
-    _init()
+    init()
     target = llvm.Target.from_default_triple()
     return target.create_target_machine(
         cpu=llvm.get_host_cpu_name(),
@@ -44,7 +46,7 @@ def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
 
 
 def host_triple() -> str:
-    _init()
+    init()
     return llvm.get_process_triple()
 
 
@@ -61,16 +63,42 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, opt: int = 3) -> No
 
 @dataclass
 class CompiledModule:
-    """A finalized module: function addresses plus what keeps them alive."""
+    """A finalized module: function addresses plus what keeps them alive.
 
-    engine: llvm.ExecutionEngine
-    ir_text: str
-    opt_ir_text: str
+    The IR texts are produced on demand (``ir_source``): a module loaded from the
+    compile cache reads them from its entry only when someone asks.
+    """
+
+    engine: llvm.ExecutionEngine | None
     addresses: dict[str, int] = field(default_factory=dict)
+    ir_source: Callable[[], tuple[str | None, str | None]] | None = None
+    obj: bytes = b""
+    key: str | None = None  # the compile-cache key, when it went through the cache
+    from_cache: bool = False
+    _texts: tuple[str | None, str | None] | None = None
+
+    def _ir(self) -> tuple[str | None, str | None]:
+        if self._texts is None:
+            self._texts = self.ir_source() if self.ir_source else (None, None)
+        return self._texts
+
+    @property
+    def ir_text(self) -> str:
+        """The module's LLVM IR as generated (before optimization)."""
+        return self._ir()[0] or ""
+
+    @property
+    def opt_ir_text(self) -> str:
+        """The module's LLVM IR after the O3 pipeline (what was compiled)."""
+        return self._ir()[1] or ""
 
     def asm(self) -> str:
+        """Assembly for the host CPU, generated again from the optimized IR."""
+        text = self.opt_ir_text
+        if not text:
+            return ""
         tm = host_target_machine()
-        return tm.emit_assembly(llvm.parse_assembly(self.opt_ir_text))
+        return tm.emit_assembly(llvm.parse_assembly(text))
 
 
 _DEFINE = re.compile(r"^(define [^\n]*\)) nounwind$", re.MULTILINE)
@@ -79,28 +107,59 @@ _DEFINE = re.compile(r"^(define [^\n]*\)) nounwind$", re.MULTILINE)
 def vector_width_attribute() -> str:
     """Ask for 512-bit vectors where the CPU has them: LLVM's tuning for recent Intel
     cores prefers 256 bits, and elementwise math is twice as fast with the full width."""
-    _init()
+    init()
     features = llvm.get_host_cpu_features()
     return ' "prefer-vector-width"="512"' if features.get("avx512f") else ""
 
 
-def compile_module(module: ir.Module, names: list[str], opt: int = 3) -> CompiledModule:
-    """Verify, optimize at ``opt``, JIT-compile ``module``; return addresses of ``names``."""
-    _init()
+def module_text(module: ir.Module) -> str:
+    """``module``'s IR text for the host, with the attributes llvmlite cannot express."""
+    init()
     module.triple = host_triple()
     text = str(module)
     extra = vector_width_attribute()
     if extra:  # llvmlite cannot attach string attributes itself
         text = _DEFINE.sub(lambda m: m.group(0) + extra, text)
+    return text
+
+
+def build_object(text: str, opt: int = 3) -> tuple[bytes, str]:
+    """Verify and optimize IR ``text`` at ``opt``; return (object file, optimized IR)."""
+    init()
     mod = llvm.parse_assembly(text)
     mod.verify()
     tm = host_target_machine(opt)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     optimize(mod, tm, opt)
-    opt_text = str(mod)
-    engine = llvm.create_mcjit_compiler(mod, tm)
+    return tm.emit_object(mod), str(mod)
+
+
+def load_object(obj: bytes, names: list[str]) -> tuple[llvm.ExecutionEngine, dict[str, int]]:
+    """A fresh engine running object file ``obj``; the addresses of ``names`` in it.
+
+    ``obj`` must come from ``build_object`` (or a verified cache entry of one): LLVM
+    does not survive a malformed object file.
+    """
+    init()
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host_target_machine())
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
     engine.run_static_constructors()
     addresses = {n: engine.get_function_address(n) for n in names}
-    return CompiledModule(engine, text, opt_text, addresses)
+    missing = [n for n, a in addresses.items() if not a]
+    if missing:
+        raise RuntimeError(f"object code defines no {missing}")
+    return engine, addresses
+
+
+def compile_module(module: ir.Module, names: list[str], opt: int = 3) -> CompiledModule:
+    """Verify, optimize at ``opt``, JIT-compile ``module``; return addresses of ``names``.
+
+    Code generation runs once, into an object file, which is then loaded; the object
+    bytes stay available (``.obj``) for the compile cache.
+    """
+    text = module_text(module)
+    obj, opt_text = build_object(text, opt)
+    engine, addresses = load_object(obj, names)
+    return CompiledModule(engine, addresses, obj=obj, _texts=(text, opt_text))

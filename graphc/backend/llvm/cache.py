@@ -1,0 +1,275 @@
+"""The on-disk compile cache: object code of kernel modules, reused across processes.
+
+An entry holds the object file the target machine emitted for one module of
+kernels, the names of the kernels it defines (and why the others could not be
+built), and the module's LLVM IR (compressed, for ``fn.llvm_ir()`` on a hit).
+On a hit the object file is added to a fresh execution engine (1-3 ms); no IR
+is built, optimized or code-generated.
+
+The key is computed *before* any IR exists, so a hit costs no IR construction:
+each kernel's name is already a hash of its computation (the scalar DAG and the
+rank, see ``kernel_name``), and the key adds everything else the machine code
+depends on: a fingerprint of graphc's own source (the code generators), the
+llvmlite and LLVM versions, the triple, the CPU name and feature string, and the
+optimization level.
+
+Entries are written to a temporary file in the cache directory and moved into
+place with ``os.replace``, so a reader sees a whole entry or none, and processes
+compiling the same module at once each write a complete file (the last one
+wins). Each file carries a SHA-256 of its content; a truncated or corrupted
+entry is discarded and rebuilt. ``graphc.config.cache_dir`` names the directory
+(``GRAPHC_FLAGS=cache_dir=/path``); an empty value switches the cache off.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import os
+import struct
+import tempfile
+import zlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from graphc.config import config
+
+if TYPE_CHECKING:
+    from llvmlite import ir
+
+    from graphc.backend.llvm.jit import CompiledModule
+
+log = logging.getLogger("graphc.cache")
+
+MAGIC = b"GRAPHC-KERNELS-1\n"
+FORMAT = 1
+SUFFIX = ".gco"
+_HEADER = len(MAGIC) + 32 + 4  # magic, sha256 of the rest, length of the JSON metadata
+
+
+@dataclass
+class Entry:
+    """What a cache file holds."""
+
+    key: str
+    names: list[str]  # kernels the object file defines
+    failures: dict[str, str] = field(default_factory=dict)  # kernel -> why it was not built
+    obj: bytes = b""
+    ir_blob: bytes = b""  # zlib-compressed JSON [ir, optimized ir]; read only when asked for
+
+    def ir_texts(self) -> tuple[str | None, str | None]:
+        """(unoptimized, optimized) LLVM IR of the module, or (None, None) if not stored."""
+        return unpack_ir(self.ir_blob)
+
+
+def pack_ir(ir_text: str | None, opt_ir_text: str | None) -> bytes:
+    if ir_text is None and opt_ir_text is None:
+        return b""
+    return zlib.compress(json.dumps([ir_text, opt_ir_text]).encode(), 1)
+
+
+def unpack_ir(blob: bytes) -> tuple[str | None, str | None]:
+    if not blob:
+        return None, None
+    ir_text, opt_text = json.loads(zlib.decompress(blob))
+    return ir_text, opt_text
+
+
+@functools.lru_cache(maxsize=1)
+def code_fingerprint() -> str:
+    """SHA-256 of graphc's Python sources: any change to a code generator changes the key."""
+    root = Path(__file__).resolve().parents[2]  # the graphc package
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode())
+        h.update(b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1)
+def environment() -> str:
+    """Everything besides the kernels themselves that the machine code depends on."""
+    import llvmlite
+    import llvmlite.binding as llvm
+
+    from graphc.backend.llvm import jit
+
+    jit.init()
+    parts = {
+        "format": FORMAT,
+        "llvmlite": llvmlite.__version__,
+        "llvm": ".".join(map(str, llvm.llvm_version_info)),
+        "triple": llvm.get_process_triple(),
+        "cpu": llvm.get_host_cpu_name(),
+        "features": llvm.get_host_cpu_features().flatten(),
+        "vector_width": jit.vector_width_attribute(),
+        "code": code_fingerprint(),
+    }
+    return json.dumps(parts, sort_keys=True)
+
+
+def module_key(names: Sequence[str], opt: int) -> str:
+    """The cache key of a module defining the kernels ``names`` at optimization level ``opt``."""
+    h = hashlib.sha256(environment().encode())
+    h.update(f"\nO{opt}\n".encode())
+    h.update("\n".join(sorted(names)).encode())
+    return h.hexdigest()
+
+
+def cache_directory() -> Path | None:
+    """``config.cache_dir``/llvm, or None when caching is off (an empty cache_dir)."""
+    base = str(config.cache_dir or "").strip()
+    if not base or base.lower() in ("none", "off"):
+        return None
+    return Path(os.path.expanduser(base)) / "llvm"
+
+
+def entry_path(key: str) -> Path | None:
+    d = cache_directory()
+    return None if d is None else d / f"{key}{SUFFIX}"
+
+
+def encode(entry: Entry) -> bytes:
+    ir_blob = entry.ir_blob
+    meta = json.dumps({
+        "format": FORMAT, "key": entry.key, "names": entry.names, "failures": entry.failures,
+        "obj": len(entry.obj), "ir": len(ir_blob),
+    }).encode()
+    body = struct.pack("<I", len(meta)) + meta + entry.obj + ir_blob
+    return MAGIC + hashlib.sha256(body).digest() + body
+
+
+class CorruptEntry(ValueError):
+    """A cache file that is truncated, altered or not ours."""
+
+
+def decode(data: bytes, key: str) -> Entry:
+    """Parse and verify a cache file's bytes (raises CorruptEntry)."""
+    if len(data) < _HEADER or not data.startswith(MAGIC):
+        raise CorruptEntry("bad header")
+    digest = data[len(MAGIC):len(MAGIC) + 32]
+    body = data[len(MAGIC) + 32:]
+    if hashlib.sha256(body).digest() != digest:
+        raise CorruptEntry("checksum mismatch")
+    (n,) = struct.unpack_from("<I", body)
+    try:
+        meta = json.loads(body[4:4 + n])
+    except ValueError as exc:
+        raise CorruptEntry(f"bad metadata: {exc}") from exc
+    if meta.get("format") != FORMAT or meta.get("key") != key:
+        raise CorruptEntry("entry is for another key or format")
+    start = 4 + n
+    obj = body[start:start + meta["obj"]]
+    ir_blob = body[start + meta["obj"]:]
+    if len(obj) != meta["obj"] or len(ir_blob) != meta["ir"]:
+        raise CorruptEntry("lengths do not match")
+    return Entry(key, list(meta["names"]), dict(meta["failures"]), bytes(obj), bytes(ir_blob))
+
+
+def load(key: str) -> Entry | None:
+    """The verified entry for ``key``, or None (missing, unreadable or corrupted: removed)."""
+    path = entry_path(key)
+    if path is None:
+        return None
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    try:
+        return decode(data, key)
+    except (CorruptEntry, KeyError, TypeError, ValueError, struct.error, zlib.error) as exc:
+        log.warning("graphc compile cache: discarding corrupted entry %s (%s)", path, exc)
+        try:
+            path.unlink()
+        except OSError:
+            pass
+        return None
+
+
+def store(entry: Entry) -> Path | None:
+    """Write ``entry`` atomically (temporary file, then ``os.replace``); None if not possible."""
+    path = entry_path(entry.key)
+    if path is None:
+        return None
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(encode(entry))
+        os.replace(tmp, path)
+        return path
+    except OSError as exc:  # read-only or full disk: compiling still works, just uncached
+        log.warning("graphc compile cache: cannot write %s (%s)", path, exc)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return None
+
+
+def clear() -> int:
+    """Remove every entry of the current cache directory; returns how many."""
+    d = cache_directory()
+    if d is None or not d.is_dir():
+        return 0
+    count = 0
+    for p in d.iterdir():
+        if p.suffix == SUFFIX:
+            try:
+                p.unlink()
+                count += 1
+            except OSError:
+                pass
+    return count
+
+
+def compile_kernels(
+    builders: Mapping[str, Callable[[ir.Module], object]], opt: int = 3,
+) -> tuple[CompiledModule | None, dict[str, str]]:
+    """One module with the kernels ``builders`` define (name -> adds it to a module).
+
+    Returns the compiled module (None if no kernel could be built) and, for each
+    kernel that could not be, why. Goes through the on-disk cache: on a hit no
+    builder runs. A builder raising ``Unsupported`` leaves its kernel out.
+    """
+    from llvmlite import ir
+
+    from graphc.backend.llvm import jit
+    from graphc.backend.llvm.scalar import Unsupported
+
+    key = module_key(list(builders), opt)
+    entry = load(key)
+    if entry is not None and set(entry.names) | set(entry.failures) == set(builders):
+        if not entry.names:
+            return None, entry.failures
+        engine, addresses = jit.load_object(entry.obj, entry.names)
+        compiled = jit.CompiledModule(engine, addresses, ir_source=entry.ir_texts, obj=entry.obj,
+                                      key=key, from_cache=True)
+        return compiled, entry.failures
+
+    module = ir.Module(name="graphc")
+    built: list[str] = []
+    failures: dict[str, str] = {}
+    for name, build in builders.items():
+        try:
+            build(module)
+        except Unsupported as exc:
+            fn = module.globals.get(name)
+            if isinstance(fn, ir.Function):  # half built: leave a bodiless declaration (valid IR)
+                fn.blocks.clear()
+            failures[name] = str(exc)
+        else:
+            built.append(name)
+    compiled = jit.compile_module(module, built, opt) if built else None
+    if compiled is not None:
+        compiled.key = key
+    store(Entry(key, built, failures, compiled.obj if compiled else b"",
+                pack_ir(compiled.ir_text, compiled.opt_ir_text) if compiled else b""))
+    return compiled, failures
