@@ -63,6 +63,10 @@ class MissingInputError(ValueError):
     """The outputs depend on a symbolic variable that is not an input."""
 
 
+class NoNativeCodeError(TypeError):
+    """Native-code introspection asked of a function compiled for the reference evaluator."""
+
+
 def function(
     inputs: Sequence[Variable | In] | None = None,
     outputs: Variable | Sequence[Variable] | None = None,
@@ -278,6 +282,37 @@ class Function:
 
     def __repr__(self) -> str:
         return f"<graphc.Function {self.name or ''} inputs={self.input_names}>"
+
+    # -- introspection of the native code ----------------------------------------------------
+    def _native(self, what: str) -> Any:
+        program = self._program
+        if not hasattr(program, "llvm_ir"):
+            raise NoNativeCodeError(
+                f"{what}: {self._label()} was compiled with backend {self.mode.backend!r} "
+                f"(mode 'PY' runs the NumPy reference evaluator and generates no LLVM code); "
+                f"compile it with mode='FAST_RUN', 'FAST_COMPILE' or 'DEBUG' to inspect native code"
+            )
+        return program
+
+    def llvm_ir(self, kernel: Any = None, optimized: bool = True) -> str:
+        """The LLVM IR of this function's kernels.
+
+        ``kernel=None`` gives the text of every module the function runs; a node of
+        ``fn.fgraph.toposort()``, a kernel name, or an index into the native nodes
+        gives that kernel's definition. ``optimized=False`` shows the IR as generated,
+        before LLVM's O3 pipeline. Nodes without a kernel run their reference
+        ``perform``; ``fn.native_kernels()`` lists the ones that have one.
+        """
+        return self._native("llvm_ir()").llvm_ir(kernel, optimized)
+
+    def asm(self, kernel: Any = None) -> str:
+        """The host CPU's assembly for this function's kernels (all, or one: see ``llvm_ir``)."""
+        return self._native("asm()").asm(kernel)
+
+    def native_kernels(self) -> list[tuple[Any, str]]:
+        """``(node, kernel name)`` for each node of the optimized graph that runs natively."""
+        program = self._native("native_kernels()")
+        return [(node, program.kernel_of[node]) for node in program.native_nodes]
 
 
 def _unaliased(value: np.ndarray, protected: list[np.ndarray]) -> np.ndarray:

@@ -398,9 +398,37 @@ class LLVMProgram:
         return [values[o] for o in self.fgraph.outputs]
 
     # -- introspection -------------------------------------------------------------------
-    def llvm_ir(self, optimized: bool = True) -> str:
-        """The LLVM IR of the modules holding this program's kernels."""
+    def kernel_name(self, kernel: Apply | str | int) -> str:
+        """The kernel running ``kernel``: a node of the graph, a kernel name, or an index
+        into ``native_nodes``."""
+        if isinstance(kernel, str):
+            if not any(kernel in m.addresses for m in self.modules):
+                raise KeyError(f"no kernel named {kernel!r}; this function's kernels: "
+                               f"{sorted(set(self.kernel_of.values()))}")
+            return kernel
+        if isinstance(kernel, int):
+            return self.kernel_of[self.native_nodes[kernel]]
+        if kernel in self.kernel_of:
+            return self.kernel_of[kernel]
+        why = dict(self.fallback_nodes).get(kernel)
+        if why is not None:
+            raise ValueError(f"{kernel.op} runs its reference perform, not a kernel ({why})")
+        raise ValueError(f"{kernel} is not a node of this function's graph")
+
+    def _module_of(self, name: str) -> jit.CompiledModule:
+        return next(m for m in self.modules if name in m.addresses)
+
+    def llvm_ir(self, kernel: Apply | str | int | None = None, optimized: bool = True) -> str:
+        """LLVM IR: of one kernel (see ``kernel_name``), or of every module this program uses."""
+        if kernel is not None:
+            name = self.kernel_name(kernel)
+            m = self._module_of(name)
+            return jit.function_ir(m.opt_ir_text if optimized else m.ir_text, name)
         return "\n".join(m.opt_ir_text if optimized else m.ir_text for m in self.modules)
 
-    def asm(self) -> str:
+    def asm(self, kernel: Apply | str | int | None = None) -> str:
+        """Host assembly: of one kernel, or of every module this program uses."""
+        if kernel is not None:
+            name = self.kernel_name(kernel)
+            return jit.function_asm(self._module_of(name).asm(), name)
         return "\n".join(m.asm() for m in self.modules)

@@ -76,6 +76,7 @@ class CompiledModule:
     key: str | None = None  # the compile-cache key, when it went through the cache
     from_cache: bool = False
     _texts: tuple[str | None, str | None] | None = None
+    _asm: str | None = None
 
     def _ir(self) -> tuple[str | None, str | None]:
         if self._texts is None:
@@ -97,8 +98,22 @@ class CompiledModule:
         text = self.opt_ir_text
         if not text:
             return ""
-        tm = host_target_machine()
-        return tm.emit_assembly(llvm.parse_assembly(text))
+        if self._asm is None:
+            tm = host_target_machine()
+            self._asm = tm.emit_assembly(llvm.parse_assembly(text))
+        return self._asm
+
+
+def function_ir(module_text: str, name: str) -> str:
+    """The definition of function ``name`` in a module's IR text ("" if it has none)."""
+    m = re.search(rf"^define [^\n]*@{re.escape(name)}\(.*?^}}$", module_text, re.MULTILINE | re.DOTALL)
+    return m.group(0) if m else ""
+
+
+def function_asm(asm_text: str, name: str) -> str:
+    """The assembly of function ``name`` (its label to the end-of-function marker)."""
+    m = re.search(rf"^{re.escape(name)}:.*?^\.Lfunc_end\d+:", asm_text, re.MULTILINE | re.DOTALL)
+    return m.group(0) if m else ""
 
 
 _DEFINE = re.compile(r"^(define [^\n]*\)) nounwind$", re.MULTILINE)
