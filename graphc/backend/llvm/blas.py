@@ -1,0 +1,434 @@
+"""BLAS from native code: Dot, Gemm and MatMul kernels call sgemm/dgemm (sgemv/dgemv for
+matrix-vector products) directly.
+
+Where the BLAS comes from: SciPy's ``scipy.linalg.cython_blas`` exports, in
+``__pyx_capi__``, PyCapsules holding C pointers to the BLAS routines with the Fortran
+convention (every argument by pointer, 32-bit ints, column-major). Chosen over the
+``scipy-openblas32`` wheel (measured at the same speed from 256 to 2048) because it is
+SciPy's documented API made for exactly this, it follows whatever BLAS SciPy was built
+with (OpenBLAS wheels, MKL or Accelerate builds), it needs no library file names or
+``RTLD_GLOBAL`` loading, and it adds no third copy of OpenBLAS (with its own thread
+pool) next to NumPy's and SciPy's. The extension module is loaded by itself: importing
+the ``scipy.linalg`` package first costs 150-370 ms, the module alone about 35 ms.
+
+Each routine's address is bound to a named external symbol (``graphc_blas_sgemm``, ...)
+with ``llvm.add_symbol`` before any module is loaded, so object code refers to names,
+not addresses, and stays valid in the on-disk compile cache across processes. Without
+SciPy (or with a BLAS whose ints are not 32-bit) nothing is lowered and the nodes run
+their NumPy ``perform``; integer and mixed-dtype products always do.
+
+Row-major ``C = A @ B`` is the column-major ``C^T = B^T A^T``: operands are passed
+swapped, each as 'N' when it is row-major (unit stride along its columns) and as 'T'
+when it is column-major (a transposed view), so transposes cost no copy. Operands with
+neither layout (negative or two non-unit strides), empty dimensions and sizes beyond
+32-bit ints make the kernel refuse; the reference then computes the product.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib.machinery
+import importlib.util
+import re
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.irutil import I8, I32, PTR, reg_type
+from graphc.backend.llvm.lowering import (
+    Arr,
+    Gate,
+    NativeNode,
+    c64,
+    entry_alloca,
+    kernel_id,
+    nest,
+    new_kernel,
+    register_lowering,
+)
+from graphc.backend.reference import run_node
+from graphc.graph.basic import Apply
+from graphc.ops.linalg import Dot, MatMul
+from graphc.rewrite.gemm import Gemm
+
+ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
+_INT_ARGS = {"gemm": 6, "gemv": 5}  # how many `int *` parameters each signature must show
+INT32_MAX = 2**31 - 1
+_lock = threading.Lock()
+_available: bool | None = None
+
+
+def symbol(routine: str) -> str:
+    return f"graphc_blas_{routine}"
+
+
+def _cython_blas() -> Any:
+    """SciPy's cython_blas module, without importing the scipy.linalg package."""
+    mod = sys.modules.get("scipy.linalg.cython_blas")
+    if mod is not None:
+        return mod
+    name = "scipy.linalg.cython_blas"
+    spec = importlib.util.find_spec("scipy")
+    if spec is None or not spec.origin:
+        return None
+    folder = Path(spec.origin).parent / "linalg"
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = folder / f"cython_blas{suffix}"
+        if path.is_file():
+            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+            mspec = importlib.util.spec_from_file_location(name, path, loader=loader)
+            mod = importlib.util.module_from_spec(mspec)
+            loader.exec_module(mod)
+            return mod
+    import scipy.linalg.cython_blas as mod  # an unusual layout: the slow, sure way
+
+    return mod
+
+
+def _capsule_pointer(capsule: Any) -> tuple[int, str]:
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype = ctypes.c_char_p
+    api.PyCapsule_GetName.argtypes = [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    sig = api.PyCapsule_GetName(capsule)
+    return api.PyCapsule_GetPointer(capsule, sig) or 0, (sig or b"").decode()
+
+
+def blas_addresses() -> dict[str, int] | None:
+    """routine -> address of SciPy's BLAS entry point, or None when unusable here."""
+    try:
+        mod = _cython_blas()
+        if mod is None:
+            return None
+        caps = mod.__pyx_capi__
+        out = {}
+        for r in ROUTINES:
+            addr, sig = _capsule_pointer(caps[r])
+            # 32-bit ints only: an ILP64 build would misread every dimension.
+            if not addr or not sig.startswith("void (char *") or len(re.findall(r"\bint \*", sig)) \
+                    != _INT_ARGS[r[1:]]:
+                return None
+            out[r] = addr
+        return out
+    except Exception:  # no SciPy, or one we do not understand: NumPy's perform runs instead
+        return None
+
+
+def blas_available() -> bool:
+    """Whether BLAS kernels can run; binds the BLAS symbols on first use."""
+    global _available
+    with _lock:
+        if _available is None:
+            addrs = blas_addresses()
+            if addrs is not None:
+                import llvmlite.binding as llvm
+
+                for r, addr in addrs.items():
+                    llvm.add_symbol(symbol(r), addr)
+            _available = addrs is not None
+        return _available
+
+
+# -- IR ------------------------------------------------------------------------------------
+class _Blas:
+    """Stack slots for the by-pointer arguments, and the calls."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str) -> None:
+        self.b, self.dtype = b, dtype
+        self.fty = reg_type(dtype)
+        self.p = "s" if dtype == "float32" else "d"
+        self.chars = [entry_alloca(b, I8) for _ in range(2)]
+        self.ints = [entry_alloca(b, I32) for _ in range(6)]
+        self.one = entry_alloca(b, self.fty)
+        self.zero = entry_alloca(b, self.fty)
+        b.store(ir.Constant(self.fty, 1.0), self.one)
+        b.store(ir.Constant(self.fty, 0.0), self.zero)
+
+    def _fn(self, routine: str, nargs: int) -> ir.Function:
+        name = symbol(self.p + routine)
+        fn = self.b.module.globals.get(name)
+        if fn is None:
+            fn = ir.Function(self.b.module, ir.FunctionType(ir.VoidType(), [PTR] * nargs), name=name)
+        return fn
+
+    def _int(self, k: int, v: ir.Value) -> ir.Value:
+        self.b.store(self.b.trunc(v, I32), self.ints[k])
+        return self.ints[k]
+
+    def _char(self, k: int, trans: ir.Value) -> ir.Value:
+        self.b.store(self.b.select(trans, ir.Constant(I8, ord("T")), ir.Constant(I8, ord("N"))),
+                     self.chars[k])
+        return self.chars[k]
+
+    def gemm(self, ta: ir.Value, tb: ir.Value, m: ir.Value, n: ir.Value, k: ir.Value, alpha: ir.Value,
+             a: ir.Value, lda: ir.Value, bp: ir.Value, ldb: ir.Value, beta: ir.Value, c: ir.Value,
+             ldc: ir.Value) -> None:
+        self.b.call(self._fn("gemm", 13), [
+            self._char(0, ta), self._char(1, tb), self._int(0, m), self._int(1, n), self._int(2, k),
+            alpha, a, self._int(3, lda), bp, self._int(4, ldb), beta, c, self._int(5, ldc)])
+
+    def gemv(self, trans: ir.Value, m: ir.Value, n: ir.Value, alpha: ir.Value, a: ir.Value,
+             lda: ir.Value, x: ir.Value, incx: ir.Value, beta: ir.Value, y: ir.Value, incy: ir.Value) -> None:
+        self.b.call(self._fn("gemv", 11), [
+            self._char(0, trans), self._int(0, m), self._int(1, n), alpha, a, self._int(2, lda),
+            x, self._int(3, incx), beta, y, self._int(4, incy)])
+
+
+class _Mat:
+    """A (rows, cols) operand with element strides; its BLAS layout."""
+
+    def __init__(self, b: ir.IRBuilder, rows: ir.Value, cols: ir.Value, s0: ir.Value, s1: ir.Value) -> None:
+        self.rows, self.cols = rows, cols
+        one = c64(1)
+        r1 = b.icmp_signed("<=", rows, one)
+        k1 = b.icmp_signed("<=", cols, one)
+        ld_row = b.select(r1, _max1(b, cols), s0)
+        ld_col = b.select(k1, _max1(b, rows), s1)
+        row_ok = b.and_(b.or_(b.icmp_signed("==", s1, one), k1),
+                        b.or_(r1, b.icmp_signed(">=", s0, _max1(b, cols))))
+        col_ok = b.and_(b.or_(b.icmp_signed("==", s0, one), r1),
+                        b.or_(k1, b.icmp_signed(">=", s1, _max1(b, rows))))
+        self.trans = b.not_(row_ok)  # 'T' in the swapped (column-major) product
+        self.ld = b.select(row_ok, ld_row, ld_col)
+        self.ok = b.and_(b.or_(row_ok, col_ok), _fits(b, self.ld, rows, cols))
+
+
+def _max1(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", v, c64(1)), c64(1), v)
+
+
+def _fits(b: ir.IRBuilder, *values: ir.Value) -> ir.Value:
+    ok = ir.Constant(ir.IntType(1), 1)
+    for v in values:
+        ok = b.and_(ok, b.icmp_signed("<=", v, c64(INT32_MAX)))
+    return ok
+
+
+def _refuse_unless(b: ir.IRBuilder, ok: ir.Value) -> None:
+    fn = b.function
+    good = fn.append_basic_block("ok")
+    bad = fn.append_basic_block("refuse")
+    b.cbranch(ok, good, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I32, 1))
+    b.position_at_end(good)
+
+
+def _positive(b: ir.IRBuilder, *dims: ir.Value) -> ir.Value:
+    ok = ir.Constant(ir.IntType(1), 1)
+    for d in dims:
+        ok = b.and_(ok, b.icmp_signed(">", d, c64(0)))
+    return ok
+
+
+def _matmul(bl: _Blas, A: _Mat, a: ir.Value, B: _Mat, bp: ir.Value, c: ir.Value, ldc: ir.Value,
+            alpha: ir.Value, beta: ir.Value) -> None:
+    """``c = alpha * A @ B + beta * c`` for row-major ``c`` with row stride ``ldc``."""
+    bl.gemm(B.trans, A.trans, B.cols, A.rows, A.cols, alpha, bp, B.ld, a, A.ld, beta, c, ldc)
+
+
+def _matvec(bl: _Blas, M: _Mat, m: ir.Value, x: ir.Value, incx: ir.Value, y: ir.Value,
+            alpha: ir.Value, beta: ir.Value) -> None:
+    """``y = alpha * M @ x + beta * y`` (``y`` contiguous)."""
+    b = bl.b
+    # Row-major M is the column-major (cols x rows) M^T: transposed gemv.
+    fm = b.select(M.trans, M.rows, M.cols)
+    fn = b.select(M.trans, M.cols, M.rows)
+    bl.gemv(b.not_(M.trans), fm, fn, alpha, m, M.ld, x, incx, beta, y, c64(1))
+
+
+def _vec_inc(b: ir.IRBuilder, n: ir.Value, s: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(BLAS increment, usable?) of a vector of length ``n`` and element stride ``s``."""
+    short = b.icmp_signed("<=", n, c64(1))
+    inc = b.select(short, c64(1), s)
+    return inc, b.and_(b.icmp_signed(">=", inc, c64(1)), _fits(b, inc, n))
+
+
+def _product(bl: _Blas, A: Arr, ra: int, aoff: ir.Value, B: Arr, rb: int, boff: ir.Value,
+             out: ir.Value, alpha: ir.Value, beta: ir.Value, checks: list[ir.Value]) -> Callable[[], None]:
+    """Prepare ``out = alpha * dot(A, B) + beta * out`` (ranks 1 or 2); returns the call,
+    after appending its layout conditions to ``checks``."""
+    b = bl.b
+    if ra == 2 and rb == 2:
+        ma = _Mat(b, A.dims[0], A.dims[1], A.strides[0], A.strides[1])
+        mb = _Mat(b, B.dims[0], B.dims[1], B.strides[0], B.strides[1])
+        checks += [ma.ok, mb.ok, _positive(b, A.dims[0], A.dims[1], B.dims[1]), _fits(b, B.dims[1])]
+        return lambda: _matmul(bl, ma, A.ptr(aoff), mb, B.ptr(boff), out, _max1(b, B.dims[1]), alpha, beta)
+    if ra == 2:  # (m, k) @ (k,)
+        m = _Mat(b, A.dims[0], A.dims[1], A.strides[0], A.strides[1])
+        inc, ok = _vec_inc(b, B.dims[0], B.strides[0])
+        x = B.ptr(boff)
+    elif rb == 2:  # (k,) @ (k, n) = B^T @ a
+        m = _Mat(b, B.dims[1], B.dims[0], B.strides[1], B.strides[0])
+        inc, ok = _vec_inc(b, A.dims[0], A.strides[0])
+        x = A.ptr(aoff)
+        A, aoff = B, boff
+    else:  # (k,) . (k,): a as a (1, k) matrix
+        m = _Mat(b, c64(1), A.dims[0], c64(0), A.strides[0])
+        inc, ok = _vec_inc(b, B.dims[0], B.strides[0])
+        x = B.ptr(boff)
+    checks += [m.ok, ok, _positive(b, m.rows, m.cols)]
+    mp = A.ptr(aoff)
+    return lambda: _matvec(bl, m, mp, x, inc, out, alpha, beta)
+
+
+def _build_dot(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> None:
+    fn, b, (pa, pb, po) = new_kernel(module, name, 3)
+    bl = _Blas(b, dtype)
+    A, B, O = Arr(b, pa, dtype, ra), Arr(b, pb, dtype, rb), Arr(b, po, dtype, ra + rb - 2)
+    checks: list[ir.Value] = []
+    call = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, bl.one, bl.zero, checks)
+    ok = checks[0]
+    for c in checks[1:]:
+        ok = b.and_(ok, c)
+    _refuse_unless(b, ok)
+    call()
+    b.ret(ir.Constant(I32, 0))
+
+
+def _build_gemm(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> None:
+    fn, b, (pc, palpha, pa, pb, pbeta, po) = new_kernel(module, name, 6)
+    bl = _Blas(b, dtype)
+    rank = ra + rb - 2
+    C, O = Arr(b, pc, dtype, rank), Arr(b, po, dtype, rank)
+    A, B = Arr(b, pa, dtype, ra), Arr(b, pb, dtype, rb)
+    alpha, beta = Arr(b, palpha, dtype, 0).data, Arr(b, pbeta, dtype, 0).data
+    checks: list[ir.Value] = []
+    call = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, alpha, bl.one, checks)
+    ok = checks[0]
+    for c in checks[1:]:
+        ok = b.and_(ok, c)
+    _refuse_unless(b, ok)
+    # out = beta * C (broadcast) first, then BLAS adds alpha * A @ B onto it (its beta = 1).
+    bv = b.load(beta, typ=bl.fty)
+    ostr = []
+    acc = c64(1)
+    for d in reversed(range(rank)):
+        ostr.insert(0, acc)
+        acc = b.mul(acc, O.dims[d])
+    nest(b, O.dims, [[C.bstride(d) for d in range(rank)], ostr], [c64(0), c64(0)],
+         lambda offs: O.store(b.fmul(bv, C.load(offs[0])), offs[1]))
+    call()
+    b.ret(ir.Constant(I32, 0))
+
+
+def _build_matmul(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> None:
+    fn, b, (pa, pb, po) = new_kernel(module, name, 3)
+    bl = _Blas(b, dtype)
+    ro = max(ra, rb)
+    A, B, O = Arr(b, pa, dtype, ra), Arr(b, pb, dtype, rb), Arr(b, po, dtype, ro)
+    ma = _Mat(b, A.dims[-2], A.dims[-1], A.strides[-2], A.strides[-1])
+    mb = _Mat(b, B.dims[-2], B.dims[-1], B.strides[-2], B.strides[-1])
+    m, n = O.dims[-2], O.dims[-1]
+    _refuse_unless(b, b.and_(b.and_(ma.ok, mb.ok), b.and_(_positive(b, m, n, A.dims[-1]), _fits(b, n))))
+    nb = ro - 2
+    sa = [A.bstride(d - (ro - ra)) if d >= ro - ra else c64(0) for d in range(nb)]
+    sb = [B.bstride(d - (ro - rb)) if d >= ro - rb else c64(0) for d in range(nb)]
+    so, acc = [], b.mul(m, n)
+    for d in reversed(range(nb)):
+        so.insert(0, acc)
+        acc = b.mul(acc, O.dims[d])
+    nest(b, O.dims[:nb], [sa, sb, so], [c64(0)] * 3,
+         lambda offs: _matmul(bl, ma, A.ptr(offs[0]), mb, B.ptr(offs[1]), O.ptr(offs[2]), n,
+                              bl.one, bl.zero))
+    b.ret(ir.Constant(I32, 0))
+
+
+# -- lowerings -----------------------------------------------------------------------------
+def _float_dtype(node: Apply) -> str | None:
+    dtypes = {v.dtype for v in node.inputs} | {node.outputs[0].dtype}
+    if len(dtypes) != 1:
+        return None
+    (dt,) = dtypes
+    return dt if dt in ("float32", "float64") else None
+
+
+@register_lowering(Dot)
+def lower_dot(node: Apply) -> NativeNode | None:
+    dtype = _float_dtype(node)
+    if dtype is None or not blas_available():
+        return None
+    ra, rb = (v.ndim for v in node.inputs)
+    name = kernel_id("gcblas_dot", dtype, ra, rb)
+
+    def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            a, b = gate.arrays(values, (0, 1))
+            if a.shape[-1] != b.shape[0]:
+                return run_node(node, values)  # raises the reference's error
+            out = gate.alloc(0, a.shape[:-1] + b.shape[1:])
+            if cfunc(0, 0, a, b, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, 3, lambda m: _build_dot(m, name, dtype, ra, rb), runner)
+
+
+@register_lowering(Gemm)
+def lower_gemm(node: Apply) -> NativeNode | None:
+    dtype = _float_dtype(node)
+    if dtype is None or not blas_available():
+        return None
+    ra, rb = node.inputs[2].ndim, node.inputs[3].ndim
+    name = kernel_id("gcblas_gemm", dtype, ra, rb)
+
+    def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            c, alpha, a, b, beta = gate.arrays(values, range(5))
+            if a.shape[-1] != b.shape[0]:
+                return run_node(node, values)
+            shape = a.shape[:-1] + b.shape[1:]
+            if c.shape != shape and np.broadcast_shapes(c.shape, shape) != shape:
+                return run_node(node, values)  # C larger than the product: the reference's case
+            out = gate.alloc(0, shape)
+            if cfunc(0, 0, c, alpha, a, b, beta, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, 6, lambda m: _build_gemm(m, name, dtype, ra, rb), runner)
+
+
+@register_lowering(MatMul)
+def lower_matmul(node: Apply) -> NativeNode | None:
+    dtype = _float_dtype(node)
+    if dtype is None or not blas_available():
+        return None
+    ra, rb = (v.ndim for v in node.inputs)
+    name = kernel_id("gcblas_matmul", dtype, ra, rb)
+
+    def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            a, b = gate.arrays(values, (0, 1))
+            if a.shape[-1] != b.shape[-2]:
+                return run_node(node, values)
+            try:
+                batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+            except ValueError:
+                return run_node(node, values)
+            out = gate.alloc(0, tuple(batch) + (a.shape[-2], b.shape[-1]))
+            if cfunc(0, 0, a, b, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, 3, lambda m: _build_matmul(m, name, dtype, ra, rb), runner)
+
+
+
