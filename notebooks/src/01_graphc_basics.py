@@ -150,32 +150,31 @@ show_graph(fused, "after the rewrites (what runs):")
 # ## 5. The generated code
 #
 # In the default mode the fused node runs as one native kernel that graphc generated as LLVM IR
-# and compiled with LLVM's optimizer for this CPU. Here is the kernel's IR as graphc emitted it
-# (the beginning: argument checks before the loop), and then what the optimizer turned its
-# arithmetic into: **vector** instructions (`<8 x float>`, `<16 x float>`, ... depending on the
-# CPU), processing several elements per instruction.
+# and compiled with LLVM's optimizer for this CPU. A compiled function lists its kernels with
+# `fn.native_kernels()` and shows their IR with `fn.llvm_ir(...)` (and their assembly with
+# `fn.asm(...)`). Here is the kernel's IR as graphc emitted it (the beginning: argument checks
+# before the loop), and then what the optimizer turned its arithmetic into: **vector**
+# instructions (`<8 x float>`, `<16 x float>`, ... depending on the CPU), processing several
+# elements per instruction.
 
 # %%
-def llvm_ir(fn, optimized: bool) -> str:
-    """The IR of a compiled function's native kernels."""
-    if hasattr(fn, "llvm_ir"):
-        return fn.llvm_ir(optimized=optimized)
-    return fn._program.llvm_ir(optimized=optimized)  # the LLVM executor keeps its modules
+(node, name), = fused.native_kernels()  # (node, kernel name) for each node that runs natively
+print(f"{node.op} runs as the native kernel {name}\n")
 
+module = fused.llvm_ir(optimized=False)  # the module as graphc generated it, before LLVM's -O3
+kernel = re.search(rf'^define [^\n]*@"?{name}"?\(.*?^}}', module, flags=re.M | re.S).group(0)
+helpers = re.findall(r'^define internal [^\n]*@"?([\w.]+)"?\(', module, flags=re.M)
+print(f"vector math it inlines, also written in IR by graphc: {helpers}\n")
+print("\n".join(kernel.splitlines()[:25]), "\n  ...")
 
-emitted = llvm_ir(fused, optimized=False)
-functions = re.findall(r"^define .*?^}", emitted, flags=re.M | re.S)
-kernels = [fn for fn in functions if not fn.startswith("define internal")]
-helpers = [re.search(r'@"([^"]+)"', fn).group(1) for fn in functions if fn.startswith("define internal")]
-print(f"{len(kernels)} kernel; the vector math it inlines, written in IR by graphc: {helpers}\n")
-print("\n".join(kernels[0].splitlines()[:25]), "\n  ...")
-
-optimized = llvm_ir(fused, optimized=True)
+optimized = fused.llvm_ir(name)  # the same kernel after LLVM's optimizer
 vector_ops = Counter(m.group(0) for m in re.finditer(
     r"\b(fmul|fadd|fsub|fdiv|select|fcmp \w+) (fast )?<\d+ x float>", optimized))
-print("\nvector arithmetic in the optimized kernel:")
+print(f"\nvector arithmetic in the optimized kernel ({len(optimized.splitlines())} lines of IR):")
 for op, count in vector_ops.most_common(8):
     print(f"  {count:4d} x {op}")
+assert vector_ops, "no vector instructions in the optimized kernel"
+
 
 # %% [markdown]
 # ## Result to check
