@@ -1,1 +1,441 @@
-"""(in progress)"""
+"""Reduction kernels: Reduce (sum prod max min all any) over any axes, a Fused node's
+absorbed reduction (so ``sum(exp(x) * y)`` is one loop that never stores ``exp(x) * y``),
+and Argmax/Argmin.
+
+The value reduced at each position is a scalar DAG over broadcast inputs (one input
+and no op for a plain Reduce), so both cases are one kernel. Two loop orders, chosen
+by whether the last axis (the one with unit stride in C order) is reduced:
+
+- reduced: each output element accumulates its slices; the innermost axis runs in
+  blocks of BLOCK elements, each summed by a loop LLVM vectorizes (``reassoc``), and
+  block results are added into the element's total;
+- kept: the output is produced BLOCK columns at a time into a stack buffer, adding
+  one input row segment per reduced position (elementwise, vectorized).
+
+In both, operands that are not unit-stride along the innermost axis (transposed,
+broadcast) are first copied into small buffers, so the math always runs on vectors.
+
+Accuracy: float32 sums accumulate in float64 (the result is then rounded once), so
+they are more accurate than NumPy's pairwise float32 sum, where a naive float32 loop
+is off by ~1e-4 relative at 1e6 elements. float64 sums accumulate per block and then
+across blocks. max/min propagate NaN as NumPy does; argmax/argmin return the first
+extreme (the first NaN if any), over the reduced axes flattened in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.expr import ScalarDAG, dag_from_fused, input_dependencies, s_input
+from graphc.backend.llvm.irutil import (
+    I32,
+    I64,
+    NATIVE_DTYPES,
+    call_intr,
+    cast,
+    const,
+    is_float,
+    is_signed,
+    reg_type,
+    to_bool,
+)
+from graphc.backend.llvm.kernel import check_dag, evaluate
+from graphc.backend.llvm.lowering import (
+    Arr,
+    Gate,
+    NativeNode,
+    c64,
+    entry_alloca,
+    for_range,
+    kernel_id,
+    nest,
+    new_kernel,
+    register_lowering,
+)
+from graphc.backend.llvm.scalar import Ctx, Unsupported
+from graphc.backend.reference import run_node
+from graphc.graph.basic import Apply
+from graphc.ops.reduce import Argmax, Argmin, Reduce
+from graphc.rewrite.fused import Fused
+
+BLOCK = 256
+KINDS = ("add", "mul", "max", "min", "and", "or")
+_NO_IDENTITY = ("max", "min", "argmax", "argmin")  # an empty reduction is an error
+
+
+# -- the accumulation of one kind ----------------------------------------------------------
+class _Acc:
+    """How values of ``edtype`` fold into an accumulator for ``kind`` and the output dtype."""
+
+    def __init__(self, kind: str, edtype: str, out_dtype: str) -> None:
+        self.kind, self.edtype, self.out = kind, edtype, out_dtype
+        if kind in ("and", "or"):
+            self.dtype = "bool"
+        elif kind in ("max", "min"):
+            if edtype == "bool" or out_dtype != edtype:
+                raise Unsupported(f"{kind} of {edtype} into {out_dtype}")
+            self.dtype = edtype
+        else:  # NumPy casts each element to the output dtype, then folds in it
+            self.dtype = "float64" if (kind == "add" and out_dtype == "float32") else out_dtype
+        if self.dtype not in NATIVE_DTYPES or out_dtype not in NATIVE_DTYPES:
+            raise Unsupported(f"dtype {out_dtype} has no native reductions")
+        self.ty = reg_type(self.dtype)
+
+    def identity(self) -> ir.Constant:
+        k, t = self.kind, self.dtype
+        if k in ("add", "or"):
+            return const(t, 0)
+        if k in ("mul", "and"):
+            return const(t, 1)
+        if is_float(t):
+            return const(t, -np.inf if k == "max" else np.inf)
+        info = np.iinfo(t)
+        return const(t, info.min if k == "max" else info.max)
+
+    def value(self, b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+        """An element as the accumulator folds it."""
+        if self.kind in ("and", "or"):
+            return to_bool(b, v, self.edtype)
+        if self.kind in ("max", "min"):
+            return v
+        return cast(b, cast(b, v, self.edtype, self.out), self.out, self.dtype)
+
+    def fold(self, b: ir.IRBuilder, acc: ir.Value, v: ir.Value) -> ir.Value:
+        k, t = self.kind, self.dtype
+        if k == "and":
+            return b.and_(acc, v)
+        if k == "or":
+            return b.or_(acc, v)
+        if is_float(t):
+            if k == "add":
+                return b.fadd(acc, v, flags=("reassoc",))
+            if k == "mul":
+                return b.fmul(acc, v, flags=("reassoc",))
+            return call_intr(b, "maximum" if k == "max" else "minimum", acc, v)
+        if k == "add":
+            return b.add(acc, v)
+        if k == "mul":
+            return b.mul(acc, v)
+        sign = "s" if is_signed(t) else "u"
+        return call_intr(b, f"{sign}{k}", acc, v)
+
+    def finish(self, b: ir.IRBuilder, acc: ir.Value) -> ir.Value:
+        return cast(b, acc, self.dtype, self.out)
+
+
+# -- the kernel ------------------------------------------------------------------------------
+class _Values:
+    """The DAG's value over a block of the innermost axis, from unit-stride pointers."""
+
+    def __init__(self, b: ir.IRBuilder, ctx: Ctx, dag: ScalarDAG, arrs: list[Arr]) -> None:
+        self.b, self.ctx, self.dag, self.arrs = b, ctx, dag, arrs
+        self.scalar = [s for _, s in dag.inputs]
+        self.tmp = [None if s else entry_alloca(b, a.ty, BLOCK) for a, s in zip(arrs, self.scalar)]
+        # Statically one-element inputs: loaded once (they always hold their element).
+        self.fixed = {k: a.load(c64(0)) for k, a in enumerate(arrs) if self.scalar[k]}
+
+    def block(self, offs: Sequence[ir.Value], lstrides: Sequence[ir.Value], first: ir.Value,
+              m: ir.Value) -> Callable[[ir.Value], ir.Value]:
+        """Prepare ``m`` positions from ``first`` along the innermost axis; returns value(j)."""
+        b = self.b
+        ptrs: dict[int, ir.Value] = {}
+        for k, a in enumerate(self.arrs):
+            if k in self.fixed:
+                continue
+            st = lstrides[k]
+            base = b.add(offs[k], b.mul(first, st))
+            unit = b.icmp_signed("==", st, c64(1))
+            tmp = self.tmp[k]
+            with b.if_then(b.not_(unit)):
+                def copy(j: ir.Value, a: Arr = a, base: ir.Value = base, st: ir.Value = st,
+                         tmp: ir.Value = tmp) -> None:
+                    v = b.load(a.ptr(b.add(base, b.mul(j, st))), typ=a.ty)
+                    b.store(v, b.gep(tmp, [j], source_etype=a.ty))
+
+                for_range(b, m, copy)
+            ptrs[k] = b.select(unit, a.ptr(base), tmp)
+
+        def value(j: ir.Value) -> ir.Value:
+            vals = []
+            for k, a in enumerate(self.arrs):
+                if k in self.fixed:
+                    vals.append(self.fixed[k])
+                    continue
+                v = b.load(b.gep(ptrs[k], [j], source_etype=a.ty), typ=a.ty)
+                vals.append(b.icmp_unsigned("!=", v, ir.Constant(v.type, 0)) if a.dtype == "bool" else v)
+            return evaluate(self.ctx, self.dag.outputs, vals)[0]
+
+        return value
+
+
+def _blocks(b: ir.IRBuilder, length: ir.Value, body: Callable[[ir.Value, ir.Value], None]) -> None:
+    """``body(first, m)`` for consecutive blocks of at most BLOCK positions of ``length``."""
+    nblocks = b.udiv(b.add(length, c64(BLOCK - 1)), c64(BLOCK))
+
+    def one(bi: ir.Value) -> None:
+        first = b.mul(bi, c64(BLOCK))
+        left = b.sub(length, first)
+        body(first, b.select(b.icmp_signed("<", left, c64(BLOCK)), left, c64(BLOCK)))
+
+    for_range(b, nblocks, one)
+
+
+def _setup(module: ir.Module, name: str, dag: ScalarDAG, ndim: int, out_dtype: str,
+           out_ndim: int) -> tuple[ir.IRBuilder, list[Arr], Arr, list[ir.Value], list[list[ir.Value]], Ctx,
+                                   ir.Value]:
+    nin = len(dag.inputs)
+    fn, b, ptrs = new_kernel(module, name, nin + 1)
+    status = entry_alloca(b, I32)
+    b.store(ir.Constant(I32, 0), status)
+    arrs = [Arr(b, p, d, ndim) for p, (d, _) in zip(ptrs[:nin], dag.inputs)]
+    out = Arr(b, ptrs[nin], out_dtype, out_ndim)
+    shape = []
+    for d in range(ndim):  # the broadcast shape (the caller checked the shapes are compatible)
+        s = arrs[0].dims[d]
+        for a in arrs[1:]:
+            s = b.select(b.icmp_signed("==", a.dims[d], c64(1)), s, a.dims[d])
+        shape.append(s)
+    strides = [[a.bstride(d) for d in range(ndim)] for a in arrs]
+    return b, arrs, out, shape, strides, Ctx(b, status), status
+
+
+def _contiguous_strides(b: ir.IRBuilder, dims: Sequence[ir.Value]) -> list[ir.Value]:
+    out: list[ir.Value] = []
+    acc: ir.Value = c64(1)
+    for d in reversed(dims):
+        out.insert(0, acc)
+        acc = b.mul(acc, d)
+    return out
+
+
+def build_reduce(module: ir.Module, name: str, dag: ScalarDAG, ndim: int, axes: tuple[int, ...],
+                 kind: str, out_dtype: str) -> None:
+    """``out = reduce_kind(dag(inputs...), axes)`` with ``out`` C-contiguous."""
+    check_dag(dag)
+    acc = _Acc(kind, dag.outputs[0].dtype, out_dtype)
+    kept = [d for d in range(ndim) if d not in axes]
+    b, arrs, out, shape, strides, ctx, status = _setup(module, name, dag, ndim, out_dtype, len(kept))
+    vals = _Values(b, ctx, dag, arrs)
+    nin = len(arrs)
+    ostr = _contiguous_strides(b, [shape[d] for d in kept])
+    last = ndim - 1
+
+    if ndim == 0:  # a 0-d reduction over no axes: the value itself
+        v = vals.block([c64(0)] * nin, [c64(0)] * nin, c64(0), c64(1))(c64(0))
+        out.store(acc.finish(b, acc.value(b, v)), c64(0))
+    elif last in axes:
+        total = entry_alloca(b, acc.ty)
+        part = entry_alloca(b, acc.ty)
+        red = [d for d in axes if d != last]
+        lstr = [s[last] for s in strides]
+
+        def per_output(offs: list[ir.Value]) -> None:
+            b.store(acc.identity(), total)
+
+            def per_row(roffs: list[ir.Value]) -> None:
+                def per_block(first: ir.Value, m: ir.Value) -> None:
+                    value = vals.block(roffs, lstr, first, m)
+                    b.store(acc.identity(), part)
+
+                    def step(j: ir.Value) -> None:
+                        v = acc.value(b, value(j))
+                        b.store(acc.fold(b, b.load(part, typ=acc.ty), v), part)
+
+                    for_range(b, m, step)
+                    b.store(acc.fold(b, b.load(total, typ=acc.ty), b.load(part, typ=acc.ty)), total)
+
+                _blocks(b, shape[last], per_block)
+
+            nest(b, [shape[d] for d in red], [[s[d] for d in red] for s in strides], offs[:nin], per_row)
+            out.store(acc.finish(b, b.load(total, typ=acc.ty)), offs[nin])
+
+        nest(b, [shape[d] for d in kept], [[s[d] for d in kept] for s in strides] + [ostr],
+             [c64(0)] * (nin + 1), per_output)
+    else:
+        buf = entry_alloca(b, acc.ty, BLOCK)
+        outer = kept[:-1]
+        lstr = [s[last] for s in strides]
+
+        def per_outer(offs: list[ir.Value]) -> None:
+            def per_block(first: ir.Value, m: ir.Value) -> None:
+                for_range(b, m, lambda j: b.store(acc.identity(), b.gep(buf, [j], source_etype=acc.ty)))
+
+                def per_row(roffs: list[ir.Value]) -> None:
+                    value = vals.block(roffs, lstr, first, m)
+
+                    def step(j: ir.Value) -> None:
+                        p = b.gep(buf, [j], source_etype=acc.ty)
+                        b.store(acc.fold(b, b.load(p, typ=acc.ty), acc.value(b, value(j))), p)
+
+                    for_range(b, m, step)
+
+                nest(b, [shape[d] for d in axes], [[s[d] for d in axes] for s in strides], offs[:nin],
+                     per_row)
+                obase = b.add(offs[nin], first)
+                for_range(b, m, lambda j: out.store(
+                    acc.finish(b, b.load(b.gep(buf, [j], source_etype=acc.ty), typ=acc.ty)),
+                    b.add(obase, j)))
+
+            _blocks(b, shape[last], per_block)
+
+        nest(b, [shape[d] for d in outer], [[s[d] for d in outer] for s in strides] + [ostr[:-1]],
+             [c64(0)] * (nin + 1), per_outer)
+    b.ret(b.load(status, typ=I32))
+
+
+def build_argreduce(module: ir.Module, name: str, dtype: str, ndim: int, axes: tuple[int, ...],
+                    kind: str) -> None:
+    """Index of the first maximum (minimum) over ``axes`` flattened; the first NaN if any.
+
+    Two passes that both vectorize: the extreme itself (a max/min fold), then the
+    smallest flat index holding it (a min fold over candidate indices)."""
+    dag = ScalarDAG([(dtype, False)], [s_input(0, dtype)])
+    kept = [d for d in range(ndim) if d not in axes]
+    b, (x,), out, shape, strides, ctx, status = _setup(module, name, dag, ndim, "int64", len(kept))
+    ostr = _contiguous_strides(b, [shape[d] for d in kept])
+    xs = strides[0]
+    kept_loops = ([shape[d] for d in kept], [[xs[d] for d in kept], ostr])
+    if not axes:  # nothing reduced: every index is 0
+        nest(b, *kept_loops, [c64(0), c64(0)], lambda offs: out.store(c64(0), offs[1]))
+        b.ret(b.load(status, typ=I32))
+        return
+    acc = _Acc("max" if kind == "argmax" else "min", dtype, dtype)
+    vals = _Values(b, ctx, dag, [x])
+    inner, outer = axes[-1], list(axes[:-1])
+    flat = _contiguous_strides(b, [shape[d] for d in axes])[:-1]
+    big = c64(2**63 - 1)
+    ext, part = entry_alloca(b, acc.ty), entry_alloca(b, acc.ty)
+    idx, ipart = entry_alloca(b, I64), entry_alloca(b, I64)
+
+    def rows(offs: list[ir.Value], block: Callable[[list[ir.Value], ir.Value, ir.Value], None]) -> None:
+        def row(roffs: list[ir.Value]) -> None:
+            _blocks(b, shape[inner], lambda first, m: block(roffs, first, m))
+
+        nest(b, [shape[d] for d in outer], [[xs[d] for d in outer], flat], [offs[0], c64(0)], row)
+
+    def per_output(offs: list[ir.Value]) -> None:
+        b.store(acc.identity(), ext)
+
+        def extreme(roffs: list[ir.Value], first: ir.Value, m: ir.Value) -> None:
+            value = vals.block(roffs[:1], [xs[inner]], first, m)
+            b.store(acc.identity(), part)
+            for_range(b, m, lambda j: b.store(acc.fold(b, b.load(part, typ=acc.ty), value(j)), part))
+            b.store(acc.fold(b, b.load(ext, typ=acc.ty), b.load(part, typ=acc.ty)), ext)
+
+        rows(offs, extreme)
+        best = b.load(ext, typ=acc.ty)
+        b.store(big, idx)
+
+        def position(roffs: list[ir.Value], first: ir.Value, m: ir.Value) -> None:
+            value = vals.block(roffs[:1], [xs[inner]], first, m)
+            base = b.add(roffs[1], first)
+            b.store(big, ipart)
+
+            def step(j: ir.Value) -> None:
+                v = value(j)
+                if is_float(dtype):
+                    hit = b.or_(b.fcmp_ordered("==", v, best),
+                                b.and_(b.fcmp_unordered("uno", best, best), b.fcmp_unordered("uno", v, v)))
+                else:
+                    hit = b.icmp_unsigned("==", v, best)
+                cand = b.select(hit, b.add(base, j), big)
+                b.store(call_intr(b, "smin", b.load(ipart, typ=I64), cand), ipart)
+
+            for_range(b, m, step)
+            b.store(call_intr(b, "smin", b.load(idx, typ=I64), b.load(ipart, typ=I64)), idx)
+
+        rows(offs, position)
+        out.store(b.load(idx, typ=I64), offs[1])
+
+    nest(b, *kept_loops, [c64(0), c64(0)], per_output)
+    b.ret(b.load(status, typ=I32))
+
+
+# -- lowerings -------------------------------------------------------------------------------
+def _reduce_native(node: Apply, dag: ScalarDAG, taken: list[int], axes: tuple[int, ...], kind: str,
+                   out_dtype: str, build: Callable[[ir.Module, str], None], tag: tuple) -> NativeNode:
+    ndim = node.inputs[taken[0]].ndim
+    if any(node.inputs[i].ndim != ndim for i in taken):
+        raise Unsupported("inputs of different ranks")
+    if any(len(d) != len(taken) for d in input_dependencies(dag)):
+        raise Unsupported("an input the reduced value does not read")
+    kept = [d for d in range(ndim) if d not in axes]
+    name = kernel_id("gcred", kind, ndim, axes, out_dtype, *tag)
+    nin = len(taken)
+    empty_fails = kind in _NO_IDENTITY
+
+    def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            arrays = gate.arrays(values, taken)
+            if nin == 1:
+                shape = arrays[0].shape
+            else:
+                try:
+                    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+                except ValueError:
+                    return run_node(node, values)  # raises the reference's error
+            if empty_fails and any(shape[d] == 0 for d in axes):
+                return run_node(node, values)
+            out = gate.alloc(0, tuple(shape[d] for d in kept))
+            if cfunc(0, 0, *arrays, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, nin + 1, lambda m: build(m, name), runner)
+
+
+def _identity_dag(node: Apply) -> ScalarDAG:
+    x = node.inputs[0]
+    if x.dtype not in NATIVE_DTYPES:
+        raise Unsupported(f"dtype {x.dtype} has no native reductions")
+    return ScalarDAG([(x.dtype, all(s == 1 for s in x.type.shape) and x.ndim > 0)], [s_input(0, x.dtype)])
+
+
+@register_lowering(Reduce)
+def lower_reduce(node: Apply) -> NativeNode | None:
+    op = node.op
+    dag = _identity_dag(node)
+    _Acc(op.kind, node.inputs[0].dtype, op.dtype)  # raises Unsupported early
+    ndim = node.inputs[0].ndim
+    return _reduce_native(node, dag, [0], op.axis, op.kind, op.dtype,
+                          lambda m, name: build_reduce(m, name, dag, ndim, op.axis, op.kind, op.dtype),
+                          (dag.key(),))
+
+
+@register_lowering(Fused)
+def lower_fused_reduce(node: Apply) -> NativeNode | None:
+    red = node.op.reduce
+    if red is None or not isinstance(red, Reduce):
+        return None  # the elementwise kernels run it
+    found = dag_from_fused(node)
+    if found is None:
+        return None
+    dag, taken = found
+    check_dag(dag)
+    _Acc(red.kind, dag.outputs[0].dtype, red.dtype)
+    ndim = node.inputs[taken[0]].ndim
+    return _reduce_native(node, dag, taken, red.axis, red.kind, red.dtype,
+                          lambda m, name: build_reduce(m, name, dag, ndim, red.axis, red.kind, red.dtype),
+                          (dag.key(),))
+
+
+@register_lowering(Argmax, Argmin)
+def lower_argreduce(node: Apply) -> NativeNode | None:
+    x = node.inputs[0]
+    if x.dtype not in NATIVE_DTYPES or x.dtype == "bool":
+        return None
+    kind = "argmax" if isinstance(node.op, Argmax) else "argmin"
+    dag = _identity_dag(node)
+    axes = node.op.axis
+    return _reduce_native(node, dag, [0], axes, kind, "int64",
+                          lambda m, name: build_argreduce(m, name, x.dtype, x.ndim, axes, kind),
+                          (x.dtype,))
+
