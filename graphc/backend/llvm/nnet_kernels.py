@@ -1,1 +1,238 @@
-"""(in progress)"""
+"""Kernels of the nnet ops that are not elementwise: softmax and log-softmax over an axis,
+and the integer-label pick/scatter of cross-entropy.
+
+Softmax runs each row (every position of the other axes) in three passes: the maximum
+(NaN propagates, as ``np.max``), ``exp(x - max)`` summed (float32 accumulates in
+float64) and, for softmax, stored, then the division (or ``x - max - log(sum)``). The
+exp is graphc's vectorizable one, so a contiguous row runs on vectors.
+
+LabelPick/LabelScatter check every label against the row length before using it: a
+label out of range stops the kernel before any access, and the reference then raises
+its error naming the bad values. The runner checks the shapes first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from llvmlite import ir
+
+from graphc.backend.llvm import vmath
+from graphc.backend.llvm.irutil import (
+    I32,
+    I64,
+    NATIVE_DTYPES,
+    call_intr,
+    const,
+    is_float,
+    is_signed,
+    reg_type,
+)
+from graphc.backend.llvm.lowering import (
+    Arr,
+    Gate,
+    NativeNode,
+    c64,
+    entry_alloca,
+    for_range,
+    kernel_id,
+    nest,
+    new_kernel,
+    register_lowering,
+)
+from graphc.backend.llvm.reduce_kernels import _contiguous_strides
+from graphc.backend.reference import run_node
+from graphc.graph.basic import Apply
+from graphc.ops.nnet import LabelPick, LabelScatter, LogSoftmax, Softmax
+
+
+def build_softmax(module: ir.Module, name: str, dtype: str, ndim: int, axis: int, log: bool) -> None:
+    fn, b, (px, po) = new_kernel(module, name, 2)
+    x, out = Arr(b, px, dtype, ndim), Arr(b, po, dtype, ndim)
+    ty = reg_type(dtype)
+    acc_dt = "float64"
+    acc_ty = reg_type(acc_dt)
+    ostr = _contiguous_strides(b, x.dims)
+    others = [d for d in range(ndim) if d != axis]
+    n, sx, so = x.dims[axis], x.strides[axis], ostr[axis]
+    mx = entry_alloca(b, ty)
+    total = entry_alloca(b, acc_ty)
+
+    def row(offs: list[ir.Value]) -> None:
+        xo, oo = offs
+
+        def xat(j: ir.Value) -> ir.Value:
+            return x.load(b.add(xo, b.mul(j, sx)))
+
+        b.store(const(dtype, float("-inf")), mx)
+        for_range(b, n, lambda j: b.store(call_intr(b, "maximum", b.load(mx, typ=ty), xat(j)), mx))
+        m = b.load(mx, typ=ty)
+        b.store(ir.Constant(acc_ty, 0.0), total)
+
+        def expsum(j: ir.Value) -> None:
+            e = vmath.call_math(b, "exp", b.fsub(xat(j), m))
+            if not log:
+                out.store(e, b.add(oo, b.mul(j, so)))
+            wide = b.fpext(e, acc_ty) if ty != acc_ty else e
+            b.store(b.fadd(b.load(total, typ=acc_ty), wide, flags=("reassoc",)), total)
+
+        for_range(b, n, expsum)
+        s = b.load(total, typ=acc_ty)
+        s = b.fptrunc(s, ty) if ty != acc_ty else s
+        if log:
+            ls = vmath.call_math(b, "log", s)
+            for_range(b, n, lambda j: out.store(b.fsub(b.fsub(xat(j), m), ls), b.add(oo, b.mul(j, so))))
+        else:
+            def scale(j: ir.Value) -> None:
+                p = b.add(oo, b.mul(j, so))
+                out.store(b.fdiv(out.load(p), s), p)
+
+            for_range(b, n, scale)
+
+    nest(b, [x.dims[d] for d in others], [[x.strides[d] for d in others], [ostr[d] for d in others]],
+         [c64(0), c64(0)], row)
+    b.ret(ir.Constant(I32, 0))
+
+
+def _label_index(b: ir.IRBuilder, lab: Arr, off: ir.Value, n: ir.Value) -> tuple[ir.Value, ir.Value]:
+    """(label as i64, whether it lies in [0, n))."""
+    v = lab.load(off)
+    wide = v if v.type.width == 64 else (b.sext(v, I64) if is_signed(lab.dtype) else b.zext(v, I64))
+    # An unsigned 64-bit label beyond 2**63 reads as negative: rejected too.
+    ok = b.and_(b.icmp_signed(">=", wide, c64(0)), b.icmp_signed("<", wide, n))
+    return wide, ok
+
+
+def build_label_pick(module: ir.Module, name: str, dtype: str, ldtype: str, ndim: int) -> None:
+    fn, b, (px, pl, po) = new_kernel(module, name, 3)
+    x, lab, out = Arr(b, px, dtype, ndim), Arr(b, pl, ldtype, ndim - 1), Arr(b, po, dtype, ndim - 1)
+    status = entry_alloca(b, I32)
+    b.store(ir.Constant(I32, 0), status)
+    n, sx = x.dims[-1], x.strides[-1]
+    lead = list(range(ndim - 1))
+
+    def pick(offs: list[ir.Value]) -> None:
+        xo, lo, oo = offs
+        k, ok = _label_index(b, lab, lo, n)
+        with b.if_else(ok) as (good, bad):
+            with good:
+                out.store(x.load(b.add(xo, b.mul(k, sx))), oo)
+            with bad:
+                b.store(ir.Constant(I32, 1), status)
+
+    ostr = _contiguous_strides(b, lab.dims)
+    nest(b, [lab.dims[d] for d in lead], [[x.strides[d] for d in lead], [lab.strides[d] for d in lead], ostr],
+         [c64(0)] * 3, pick)
+    b.ret(b.load(status, typ=I32))
+
+
+def build_label_scatter(module: ir.Module, name: str, dtype: str, ldtype: str, ndim: int) -> None:
+    fn, b, (pg, pl, po) = new_kernel(module, name, 3)
+    g, lab, out = Arr(b, pg, dtype, ndim - 1), Arr(b, pl, ldtype, ndim - 1), Arr(b, po, dtype, ndim)
+    status = entry_alloca(b, I32)
+    b.store(ir.Constant(I32, 0), status)
+    total = c64(1)
+    for d in out.dims:
+        total = b.mul(total, d)
+    zero = const(dtype, 0)
+    for_range(b, total, lambda i: out.store(zero, i))
+    n = out.dims[-1]
+    lead = list(range(ndim - 1))
+    ostr = _contiguous_strides(b, out.dims)
+
+    def put(offs: list[ir.Value]) -> None:
+        go, lo, oo = offs
+        k, ok = _label_index(b, lab, lo, n)
+        with b.if_else(ok) as (good, bad):
+            with good:
+                out.store(g.load(go), b.add(oo, k))
+            with bad:
+                b.store(ir.Constant(I32, 1), status)
+
+    nest(b, [lab.dims[d] for d in lead], [[g.strides[d] for d in lead], [lab.strides[d] for d in lead],
+                                          [ostr[d] for d in lead]], [c64(0)] * 3, put)
+    b.ret(b.load(status, typ=I32))
+
+
+# -- lowerings -------------------------------------------------------------------------------
+Runner = Callable[[list[Any]], list[Any]]
+
+
+@register_lowering(Softmax, LogSoftmax)
+def lower_softmax(node: Apply) -> NativeNode | None:
+    x = node.inputs[0]
+    if x.dtype not in ("float32", "float64"):
+        return None
+    log = isinstance(node.op, LogSoftmax)
+    axis = node.op.axis
+    name = kernel_id("gcsoftmax", x.dtype, x.ndim, axis, log)
+
+    def runner(cfunc: Callable[..., int]) -> Runner:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            (a,) = gate.arrays(values, (0,))
+            out = gate.alloc(0, a.shape)
+            if cfunc(0, 0, a, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, 2, lambda m: build_softmax(m, name, x.dtype, x.ndim, axis, log), runner)
+
+
+def _label_dtypes(dtype: str, ldtype: str) -> bool:
+    return dtype in NATIVE_DTYPES and ldtype in NATIVE_DTYPES and ldtype != "bool" and not is_float(ldtype)
+
+
+@register_lowering(LabelPick)
+def lower_label_pick(node: Apply) -> NativeNode | None:
+    x, labels = node.inputs
+    if not _label_dtypes(x.dtype, labels.dtype):
+        return None
+    name = kernel_id("gcpick", x.dtype, labels.dtype, x.ndim)
+
+    def runner(cfunc: Callable[..., int]) -> Runner:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            a, lab = gate.arrays(values, (0, 1))
+            if lab.shape != a.shape[:-1]:
+                return run_node(node, values)  # raises the reference's error
+            out = gate.alloc(0, lab.shape)
+            if cfunc(0, 0, a, lab, out):
+                return run_node(node, values)  # a label out of range: the reference says which
+            return [out]
+
+        return run
+
+    return NativeNode(name, 3, lambda m: build_label_pick(m, name, x.dtype, labels.dtype, x.ndim), runner)
+
+
+@register_lowering(LabelScatter)
+def lower_label_scatter(node: Apply) -> NativeNode | None:
+    g, labels, like = node.inputs
+    dtype = node.outputs[0].dtype
+    if not _label_dtypes(dtype, labels.dtype):
+        return None
+    name = kernel_id("gcscatter", dtype, labels.dtype, like.ndim)
+
+    def runner(cfunc: Callable[..., int]) -> Runner:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            gv, lab = gate.arrays(values, (0, 1))
+            shape = getattr(values[2], "shape", None)
+            if shape is None or len(shape) != like.ndim or lab.shape != shape[:-1] or gv.shape != lab.shape:
+                return run_node(node, values)
+            out = gate.alloc(0, tuple(shape))
+            if cfunc(0, 0, gv, lab, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    return NativeNode(name, 3, lambda m: build_label_scatter(m, name, dtype, labels.dtype, like.ndim), runner)
+
