@@ -26,6 +26,7 @@ from llvmlite import ir
 from graphc.backend.llvm import cache, jit
 from graphc.backend.llvm.expr import ScalarDAG, dag_for_node, input_dependencies
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
+from graphc.backend.llvm.lowering import NativeNode, make_runner, native_lowering
 from graphc.backend.llvm.scalar import Unsupported
 from graphc.backend.reference import NodeRuntimeError, describe_failure, run_node
 from graphc.config import config
@@ -124,6 +125,7 @@ class _Plan:
 
     def __init__(self, node: Apply, dag: ScalarDAG, taken: list[int], name: str, ndim: int) -> None:
         self.node, self.dag, self.taken, self.name, self.ndim = node, dag, taken, name, ndim
+        self.native: NativeNode | None = None
 
 
 def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runner:
@@ -291,8 +293,12 @@ class LLVMProgram:
             addr, compiled = found
             if compiled not in self.modules:
                 self.modules.append(compiled)
-            cf = _cfunc(addr, len(plan.dag.inputs) + len(plan.dag.outputs))
-            runners[plan.node] = _native_runner(plan, cf, self.debug)
+            if plan.native is not None:  # a whole-node lowering (graphc.backend.llvm.lowering)
+                cf = _cfunc(addr, plan.native.nargs)
+                runners[plan.node] = make_runner(plan.node, plan.native, cf, self.debug)
+            else:
+                cf = _cfunc(addr, len(plan.dag.inputs) + len(plan.dag.outputs))
+                runners[plan.node] = _native_runner(plan, cf, self.debug)
             self.native_nodes.append(plan.node)
             self.kernel_of[plan.node] = plan.name
         return runners
@@ -301,6 +307,19 @@ class LLVMProgram:
         return f"{name}@O{self.opt}"
 
     def _plan(self, node: Apply, builders: dict[str, Callable[[ir.Module], object]]) -> _Plan | None:
+        native = native_lowering(node)
+        if native is not None:
+            with _cache_lock:
+                cached = self._key(native.name) in _kernels
+                reason = _unsupported.get(self._key(native.name))
+            if reason is not None:
+                self.fallback_nodes.append((node, reason))
+                return None
+            if not cached:
+                builders.setdefault(native.name, native.build)
+            plan = _Plan(node, None, [], native.name, 0)
+            plan.native = native
+            return plan
         found = dag_for_node(node)
         if found is None:
             self.fallback_nodes.append((node, "no kernel for this op"))
