@@ -227,12 +227,42 @@ class Function:
         self.name = name
         self.rewrite_log = rewrite_log
         self._program = mode.make_program(fgraph)
-        self.borrow_outputs = [False] * n_outputs
         self._position = {n: k for k, n in enumerate(self.input_names) if n}
         self._defaults = [
             i.variable.type.filter(i.value, i.name or f"#{k}", True) if i.has_default else None
             for k, i in enumerate(ins)
         ]
+        self._prepare_calls()
+        self.borrow_outputs = [False] * n_outputs
+
+    # -- calling ----------------------------------------------------------------------------
+    def _prepare_calls(self) -> None:
+        """Precompute what each call checks, so a call with arrays of the exact dtypes does
+        little Python work (the checks themselves are the same as ``filter``'s)."""
+        self._n_in = len(self.ins)
+        # Per input: (dtype, ndim, ((axis, static size), ...)).
+        self._fast_checks = tuple(
+            (np.dtype(i.variable.dtype), i.variable.ndim,
+             tuple((ax, d) for ax, d in enumerate(i.variable.type.shape) if d is not None))
+            for i in self.ins
+        )
+        self._containers = [s.container for s in self.shared_inputs]
+        self._updated_containers = [s.container for s in self.updated]
+        # Outputs the program allocated itself cannot alias inputs or shared values.
+        fresh = getattr(self._program, "fresh_outputs", None)
+        self._fresh = list(fresh) if fresh is not None else [False] * len(self.fgraph.outputs)
+
+    @property
+    def borrow_outputs(self) -> list[bool]:
+        return self._borrow_outputs
+
+    @borrow_outputs.setter
+    def borrow_outputs(self, value: Sequence[bool]) -> None:
+        self._borrow_outputs = list(value)
+        # Per output: 0 return as is, 1 copy if it is an update's value, 2 full alias check.
+        self._out_modes = [0 if borrow else 1 if self._fresh[k] else 2
+                           for k, borrow in enumerate(self._borrow_outputs)]
+        self._upd_checks = [not f for f in self._fresh[self.n_outputs:]]
 
     def _bind(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
         n = len(self.ins)
@@ -261,24 +291,50 @@ class Function:
         return f"function {self.name!r}" if self.name else "the function"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        inputs = self._bind(args, kwargs)
-        shared_values = [s.container.value for s in self.shared_inputs]
+        if kwargs or len(args) != self._n_in:
+            inputs = self._bind(args, kwargs)
+        else:
+            inputs = list(args)
+            ndarray = np.ndarray
+            for k, (a, (dt, nd, fixed)) in enumerate(zip(args, self._fast_checks)):
+                if type(a) is ndarray and a.dtype is dt and a.ndim == nd:
+                    if not fixed:
+                        continue
+                    shape = a.shape
+                    for ax, d in fixed:
+                        if shape[ax] != d:
+                            break
+                    else:
+                        continue
+                inputs[k] = self._filter_one(k, a)  # converts, or raises the usual error
+        shared_values = [c.value for c in self._containers]
         results = self._program(inputs + shared_values)
-        outputs = results[: self.n_outputs]
-        new_values = results[self.n_outputs:]
-        protected = inputs + shared_values + new_values
-        for s, value in zip(self.updated, new_values):
-            value = np.asarray(value)
-            if any(value is p or np.may_share_memory(value, p) for p in inputs):
-                value = value.copy()
-            s.container.value = value
-        outputs = [
-            np.asarray(o) if borrow else _unaliased(np.asarray(o), protected)
-            for o, borrow in zip(outputs, self.borrow_outputs)
-        ]
+        n_out = self.n_outputs
+        new_values = results[n_out:]
+        if new_values:
+            for c, value, check in zip(self._updated_containers, new_values, self._upd_checks):
+                if type(value) is not np.ndarray:
+                    value = np.asarray(value)
+                if check and any(value is p or np.may_share_memory(value, p) for p in inputs):
+                    value = value.copy()
+                c.value = value
+        outputs = results[:n_out]
+        for k, mode in enumerate(self._out_modes):
+            o = outputs[k]
+            if type(o) is not np.ndarray:
+                o = outputs[k] = np.asarray(o)
+            if mode == 1:
+                if any(o is u for u in new_values):
+                    outputs[k] = o.copy()
+            elif mode == 2:
+                outputs[k] = _unaliased(o, inputs + shared_values + new_values)
         if self.single:
             return outputs[0]
         return outputs
+
+    def _filter_one(self, k: int, value: Any) -> np.ndarray:
+        inp = self.ins[k]
+        return inp.variable.type.filter(value, inp.name or f"#{k}", self.allow_input_downcast)
 
     def __repr__(self) -> str:
         return f"<graphc.Function {self.name or ''} inputs={self.input_names}>"

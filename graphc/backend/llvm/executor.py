@@ -129,24 +129,37 @@ class _Plan:
 
 
 def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runner:
+    """The gate in front of an elementwise kernel: every input is made an ndarray of the
+    kernel's dtype and rank, the output shape is their broadcast (or the call fails), and
+    the outputs are allocated with that shape before native code runs."""
     node = plan.node
-    taken = plan.taken
+    taken = tuple(plan.taken)
     ndim = plan.ndim
-    in_dt = [np.dtype(node.inputs[i].dtype) for i in taken]
-    out_dt = [np.dtype(o.dtype) for o in plan.dag.outputs]
-    single_in = len(taken) == 1
+    nin = len(taken)
+    in_dt = tuple(np.dtype(node.inputs[i].dtype) for i in taken)
+    out_dt = tuple(np.dtype(o.dtype) for o in plan.dag.outputs)
+    nout = len(out_dt)
+    # Inputs statically of one element are loaded once by the kernel; the others ("full")
+    # set the iteration space. The common call has every full input of one shape.
+    scalar = [s for _, s in plan.dag.inputs]
+    full_inputs = tuple(k for k in range(nin) if not scalar[k])
+    scalar_inputs = tuple(k for k in range(nin) if scalar[k])
+    ones = (1,) * ndim
     # A fused node's extra outputs may read fewer inputs, hence broadcast to a smaller shape:
     # then its kernel (one iteration space) does not apply and the reference runs.
-    partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != len(taken)]
-    full_inputs = [k for k, (_, scalar) in enumerate(plan.dag.inputs) if not scalar]
+    partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != nin]
+    # With all full inputs of one shape, only a dependency set of scalar inputs alone can
+    # broadcast to another shape.
+    partial_scalar_only = any(not any(k in full_inputs for k in d) for d in partial)
     threads = kernel_threads()
     post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
     ndarray = np.ndarray
     empty = np.empty
+    cfg = config
 
     # Output buffers are reused once nothing else refers to them (the caller dropped the
     # result, or the intermediate was released): fresh pages cost a page fault each.
-    pools: list[list[np.ndarray]] = [[] for _ in out_dt]
+    pools: tuple[list[np.ndarray], ...] = tuple([] for _ in out_dt)
     getrefcount = sys.getrefcount
 
     def alloc(j: int, shape: tuple[int, ...]) -> np.ndarray:
@@ -163,48 +176,64 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
     def fail(values: list[Any], exc: Exception) -> None:
         raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
 
+    def reference(values: list[Any]) -> list[Any]:
+        # The reference may return views of its inputs: copy those, so outputs stay fresh.
+        outs = run_node(node, values)
+        return [o.copy() if isinstance(o, ndarray) and any(
+            isinstance(v, ndarray) and np.may_share_memory(o, v) for v in values) else o for o in outs]
+
     def run(values: list[Any]) -> list[Any]:
-        arrays = []
-        for k, i in enumerate(taken):
-            a = values[i]
+        arrays = [values[i] for i in taken]
+        for k in range(nin):
+            a = arrays[k]
             if type(a) is not ndarray or a.dtype is not in_dt[k] or a.ndim != ndim:
                 a = np.asarray(a, dtype=in_dt[k])
                 if a.ndim != ndim:
-                    fail(values, ValueError(f"input {i} has {a.ndim} dimensions, expected {ndim}"))
-            arrays.append(a)
-        if single_in:
-            shape = arrays[0].shape
+                    fail(values, ValueError(f"input {taken[k]} has {a.ndim} dimensions, expected {ndim}"))
+                arrays[k] = a
+        shape = arrays[full_inputs[0]].shape if full_inputs else ones
+        same = True
+        for k in full_inputs:
+            if arrays[k].shape != shape:
+                same = False
+                break
         else:
+            for k in scalar_inputs:
+                if arrays[k].shape != ones:
+                    same = False
+                    break
+        if not same:
             try:
                 shape = _broadcast_shape([a.shape for a in arrays])
             except ValueError as exc:
                 fail(values, exc)
-        for deps in partial:
-            if _broadcast_shape([arrays[k].shape for k in deps] or [()]) != shape:
-                return run_node(node, values)
-        outs = [alloc(j, shape) for j in range(len(out_dt))]
-        args = arrays + outs
+        if partial and (partial_scalar_only or not same):
+            for deps in partial:
+                if _broadcast_shape([arrays[k].shape for k in deps] or [()]) != shape:
+                    return reference(values)
+        outs = [alloc(j, shape) for j in range(nout)]
         size = outs[0].size
         if (threads > 1 and size >= PARALLEL_MIN_ELEMENTS
                 and all(arrays[k].flags.c_contiguous and arrays[k].shape == shape for k in full_inputs)):
-            rc = _run_split(cfunc, size, args, threads)
+            rc = _run_split(cfunc, size, arrays + outs, threads)
             if rc:
-                rc = cfunc(0, WHOLE, *args)
+                rc = cfunc(0, WHOLE, *arrays, *outs)
         else:
-            rc = cfunc(0, WHOLE, *args)
+            rc = cfunc(0, WHOLE, *arrays, *outs)
         if rc:
-            return run_node(node, values)  # raises the reference's error, or computes it
+            return reference(values)  # raises the reference's error, or computes it
         if post is not None:
             try:
                 outs = list(post.perform(node, outs))
             except (ValueError, IndexError, TypeError) as exc:
                 fail(values, exc)
-        if config.nan_guard:  # read per call: it may be switched on after compiling
+        if cfg.nan_guard:  # read per call: it may be switched on after compiling
             for o in outs:
                 if o.dtype.kind == "f" and np.isnan(o).any():
                     raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
         return outs
 
+    run.fresh = True  # type: ignore[attr-defined]  # outputs are never views of inputs
     if not debug:
         return run
 
@@ -215,6 +244,7 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
             _compare(node, k, np.asarray(got), np.asarray(want))
         return outs
 
+    run_checked.fresh = True  # type: ignore[attr-defined]
     return run_checked
 
 
@@ -241,7 +271,55 @@ def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
 
 
 def _fallback_runner(node: Apply) -> Runner:
-    return lambda values: run_node(node, values)
+    """``run_node`` (the reference ``perform`` with its error messages and output checks),
+    with the checks of the common case (arrays of the declared dtype, rank and static
+    sizes) precomputed; anything else goes through ``run_node``'s own checks."""
+    perform = node.op.perform
+    n_out = len(node.outputs)
+    expect = [(np.dtype(v.dtype), v.ndim,
+               tuple((ax, d) for ax, d in enumerate(v.type.shape) if d is not None))
+              for v in node.outputs]
+    ndarray = np.ndarray
+    errors = (ValueError, IndexError, TypeError, ZeroDivisionError, np.linalg.LinAlgError)
+
+    def run(values: list[Any]) -> list[Any]:
+        try:
+            outs = perform(node, values)
+        except NodeRuntimeError:
+            raise
+        except errors as exc:
+            raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
+        if len(outs) == n_out and not config.nan_guard:
+            for value, (dt, nd, fixed) in zip(outs, expect):
+                if type(value) is not ndarray or value.dtype != dt or value.ndim != nd:
+                    break
+                if fixed:
+                    shape = value.shape
+                    if any(shape[ax] != d for ax, d in fixed):
+                        break
+            else:
+                return outs
+        return _check_outputs(node, outs)
+
+    return run
+
+
+def _check_outputs(node: Apply, outs: Sequence[Any]) -> list[Any]:
+    """The output checks of ``run_node`` (kept identical: the reference is the oracle)."""
+    if len(outs) != len(node.outputs):
+        raise RuntimeError(f"{node.op}.perform returned {len(outs)} outputs, not {len(node.outputs)}")
+    checked = []
+    for var, value in zip(node.outputs, outs):
+        if isinstance(value, np.ndarray | np.generic) or np.isscalar(value):
+            value = np.asarray(value)
+            if value.dtype.name != var.dtype:
+                raise RuntimeError(f"{node.op} produced {value.dtype}, its type says {var.dtype}")
+            if not var.type.is_shape_compatible(value.shape):
+                raise RuntimeError(f"{node.op} produced shape {value.shape}, its type says {var.type.shape}")
+            if config.nan_guard and value.dtype.kind == "f" and np.isnan(value).any():
+                raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
+        checked.append(value)
+    return checked
 
 
 class LLVMProgram:
@@ -378,21 +456,43 @@ class LLVMProgram:
         self.steps = [(r, ins, outs, tuple(frees[k])) for k, (r, ins, outs) in enumerate(steps)]
         self.template = template
         self.slot = slot
+        produced = {s: getattr(r, "fresh", False) for r, _, outs, _ in self.steps for s in outs}
+        inputs = set(self.input_slots)
+        # Outputs this program allocated itself (so they cannot alias inputs or shared values).
+        self.fresh_outputs = [s not in inputs and produced.get(s, False) for s in self.output_slots]
+        if not self.lazy:
+            self._run = self._straight_line()
+
+    def _straight_line(self) -> Callable[[Sequence[Any]], list[Any]]:
+        """The whole graph as one generated Python function: runners called in order on local
+        variables (no per-node loop, list indexing or slot bookkeeping at run time);
+        intermediates are deleted after their last use."""
+        names: dict[str, Any] = {}
+        lines = ["def run(inputs):"]
+        if self.input_slots:
+            lines.append(f"    {''.join(f'v{s}, ' for s in self.input_slots)}= inputs")
+        inputs = set(self.input_slots)
+        for s, value in enumerate(self.template):
+            if value is not None and s not in inputs:
+                names[f"k{s}"] = value
+                lines.append(f"    v{s} = k{s}")
+        for k, (runner, ins, outs, free) in enumerate(self.steps):
+            names[f"r{k}"] = runner
+            lines.append(f"    {''.join(f'v{o}, ' for o in outs)}= r{k}([{', '.join(f'v{i}' for i in ins)}])")
+            if free:
+                lines.append(f"    del {', '.join(f'v{f}' for f in free)}")
+        lines.append(f"    return [{', '.join(f'v{o}' for o in self.output_slots)}]")
+        code = compile("\n".join(lines), f"<graphc program {id(self):x}>", "exec")
+        exec(code, names)  # noqa: S102 -- our own generated text, names only
+        return names["run"]
 
     # -- run time ------------------------------------------------------------------------
     def __call__(self, input_values: Sequence[Any]) -> list[Any]:
         if self.lazy:
             return self._run_on_demand(input_values)
-        st = self.template[:]
-        for s, v in zip(self.input_slots, input_values):
-            st[s] = v
-        for runner, ins, outs, free in self.steps:
-            res = runner([st[i] for i in ins])
-            for o, r in zip(outs, res):
-                st[o] = r
-            for f in free:
-                st[f] = None
-        return [st[o] for o in self.output_slots]
+        if len(input_values) != len(self.input_slots):
+            raise TypeError(f"the program takes {len(self.input_slots)} values, got {len(input_values)}")
+        return self._run(input_values)
 
     def _run_on_demand(self, input_values: Sequence[Any]) -> list[Any]:
         """As the reference evaluator: compute only what outputs need; lazy ops choose."""

@@ -106,7 +106,8 @@ class CompiledModule:
 
 def function_ir(module_text: str, name: str) -> str:
     """The definition of function ``name`` in a module's IR text ("" if it has none)."""
-    m = re.search(rf"^define [^\n]*@{re.escape(name)}\(.*?^}}$", module_text, re.MULTILINE | re.DOTALL)
+    pattern = rf'^define [^\n]*@"?{re.escape(name)}"?\(.*?^}}$'  # llvmlite quotes names
+    m = re.search(pattern, module_text, re.MULTILINE | re.DOTALL)
     return m.group(0) if m else ""
 
 
