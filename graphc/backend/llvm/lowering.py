@@ -168,6 +168,30 @@ def entry_alloca(b: ir.IRBuilder, ty: ir.Type, count: int = 1, name: str = "") -
     return eb.alloca(ty, size=count if count > 1 else None, name=name)
 
 
+def copy_strided(b: ir.IRBuilder, ty: ir.Type, dst: ir.Value, src: ir.Value, n: ir.Value,
+                 stride: ir.Value) -> None:
+    """``dst[j] = src[j * stride]`` for ``j < n``, through one out-of-line helper per element
+    type and module: inlined into every kernel, LLVM vectorizes each copy as gathers, which
+    costs compile time and gains little."""
+    fname = f"gc.copy_strided.{ty}"
+    fn = b.module.globals.get(fname)
+    if fn is None:
+        fn = ir.Function(b.module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64]), name=fname)
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        fn.attributes.add("nounwind")
+        hb = ir.IRBuilder(fn.append_basic_block("entry"))
+        d, s, count, st = fn.args
+
+        def body(j: ir.Value) -> None:
+            v = hb.load(hb.gep(s, [hb.mul(j, st)], source_etype=ty), typ=ty)
+            hb.store(v, hb.gep(d, [j], source_etype=ty))
+
+        for_range(hb, count, body)
+        hb.ret_void()
+    b.call(fn, [dst, src, n, stride])
+
+
 def for_range(b: ir.IRBuilder, n: ir.Value, body: Callable[[ir.Value], None],
               start: ir.Value | None = None) -> None:
     """``for i in range(start, n): body(i)``; safe for empty ranges."""
@@ -261,6 +285,7 @@ def make_runner(node: Apply, native: NativeNode, cfunc: Callable[..., int], debu
                     raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
         return outs
 
+    guarded.fresh = True  # type: ignore[attr-defined]  # outputs are new arrays, never inputs
     if not debug:
         return guarded
 
@@ -273,4 +298,5 @@ def make_runner(node: Apply, native: NativeNode, cfunc: Callable[..., int], debu
             _compare(node, k, np.asarray(got), np.asarray(want))
         return outs
 
+    checked.fresh = True  # type: ignore[attr-defined]
     return checked

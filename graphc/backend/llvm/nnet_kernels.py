@@ -173,6 +173,8 @@ def lower_softmax(node: Apply) -> NativeNode | None:
 
         def run(values: list[Any]) -> list[Any]:
             (a,) = gate.arrays(values, (0,))
+            if a.shape[axis] == 0:
+                return run_node(node, values)  # NumPy's max of an empty row: an error
             out = gate.alloc(0, a.shape)
             if cfunc(0, 0, a, out):
                 return run_node(node, values)

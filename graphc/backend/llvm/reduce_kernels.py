@@ -49,6 +49,7 @@ from graphc.backend.llvm.lowering import (
     Gate,
     NativeNode,
     c64,
+    copy_strided,
     entry_alloca,
     for_range,
     kernel_id,
@@ -151,12 +152,7 @@ class _Values:
             unit = b.icmp_signed("==", st, c64(1))
             tmp = self.tmp[k]
             with b.if_then(b.not_(unit)):
-                def copy(j: ir.Value, a: Arr = a, base: ir.Value = base, st: ir.Value = st,
-                         tmp: ir.Value = tmp) -> None:
-                    v = b.load(a.ptr(b.add(base, b.mul(j, st))), typ=a.ty)
-                    b.store(v, b.gep(tmp, [j], source_etype=a.ty))
-
-                for_range(b, m, copy)
+                copy_strided(b, a.ty, tmp, a.ptr(base), m, st)
             ptrs[k] = b.select(unit, a.ptr(base), tmp)
 
         def value(j: ir.Value) -> ir.Value:

@@ -1,0 +1,125 @@
+"""Native softmax/log_softmax and the integer-label cross-entropy ops against the reference."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.tensor as T
+from graphc.backend.reference import NodeRuntimeError
+from graphc.compile.mode import Mode
+from graphc.ops.nnet import LabelPick, LabelScatter, LogSoftmax, Softmax
+
+NATIVE = Mode("llvm", "fast_run")
+DEBUG = Mode("debug", "fast_run")
+TOL = {"float32": 2e-6, "float64": 1e-13}
+
+
+def _native_types(fn: graphc.compile.function.Function) -> set[type]:
+    return {type(n.op) for n in fn._program.native_nodes}
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape,axis", [((9,), 0), ((5, 7), 1), ((5, 7), 0), ((3, 4, 6), 1), ((3, 4, 6), 2),
+                                        ((2, 0), 1), ((0, 3), 1)])
+def test_softmax_and_log_softmax(dtype: str, shape: tuple, axis: int) -> None:
+    x = T.tensor(dtype, shape=(None,) * len(shape), name="x")
+    outs = [T.nnet.softmax(x, axis=axis), T.nnet.log_softmax(x, axis=axis)]
+    fn = graphc.function([x], outs, mode=NATIVE)
+    ref = graphc.function([x], outs, mode="PY")
+    assert LogSoftmax in _native_types(fn)  # softmax became exp(log_softmax) here
+    alone = graphc.function([x], outs[0], mode=NATIVE)
+    assert Softmax in _native_types(alone)
+    rng = np.random.default_rng(len(shape) + axis)
+    a = (rng.standard_normal(shape) * 10).astype(dtype)
+    views = [a, a[::-1], np.asfortranarray(a), np.repeat(a, 2, axis=-1)[..., ::2]]
+    if a.size:
+        b = a.copy()
+        b.flat[0] = 1e30  # a huge logit: no overflow
+        b.flat[-1] = -np.inf
+        views.append(b)
+    if a.shape[axis] == 0 and a.size == 0 and any(shape):
+        for f in (fn, alone, ref):
+            with pytest.raises(NodeRuntimeError, match="zero-size"):
+                f(a)
+        return
+    for v in views:
+        for got, want in zip(fn(v) + [alone(v)], ref(v) + ref(v)[:1]):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def test_nan_rows() -> None:
+    x = T.dmatrix("x")
+    outs = [T.nnet.softmax(x), T.nnet.log_softmax(x)]
+    fn = graphc.function([x], outs, mode=NATIVE)
+    ref = graphc.function([x], outs, mode="PY")
+    a = np.arange(12.0).reshape(3, 4)
+    a[1, 2] = np.nan
+    a[2, 0] = np.inf
+    with np.errstate(invalid="ignore"):
+        for got, want in zip(fn(a), ref(a)):
+            np.testing.assert_allclose(got, want, rtol=1e-13, equal_nan=True)
+
+
+@pytest.mark.parametrize("ldtype", ["int32", "int64", "uint8", "int8", "uint64"])
+def test_crossentropy_with_labels_and_gradient(ldtype: str) -> None:
+    x = T.fmatrix("x")
+    y = T.tensor(ldtype, shape=(None,), name="y")
+    p = T.nnet.softmax(x)
+    loss = T.nnet.categorical_crossentropy(p, y).mean()
+    outs = [loss, graphc.grad(loss, x), T.nnet.LabelPick()(x, y)]
+    fn = graphc.function([x, y], outs, mode=NATIVE)
+    ref = graphc.function([x, y], outs, mode="PY")
+    assert {LabelPick, LabelScatter, LogSoftmax} <= _native_types(fn)
+    rng = np.random.default_rng(7)
+    a = rng.standard_normal((16, 10)).astype("float32")
+    lab = rng.integers(0, 10, 16).astype(ldtype)
+    for got, want in zip(fn(a, lab), ref(a, lab)):
+        assert got.dtype == want.dtype and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    for got, want in zip(fn(a[:, ::-1], lab[::-1]), ref(a[:, ::-1], lab[::-1])):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("bad", [10, -1, 2**40])
+def test_out_of_range_labels_raise(bad: int) -> None:
+    x, y = T.dmatrix("x"), T.lvector("y")
+    loss = T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).sum()
+    fn = graphc.function([x, y], [loss, graphc.grad(loss, x)], mode=NATIVE)
+    lab = np.array([1, 2, bad, 0], "int64")
+    with pytest.raises(NodeRuntimeError, match=r"labels must lie in \[0, 10\)"):
+        fn(np.zeros((4, 10)), lab)
+    with pytest.raises(NodeRuntimeError, match="labels"):
+        fn(np.zeros((4, 10)), np.array([0, 1, 2], "int64"))  # one label short
+    pick = graphc.function([x, y], T.nnet.LabelPick()(x, y), mode=NATIVE)
+    with pytest.raises(NodeRuntimeError, match="labels"):
+        pick(np.zeros((4, 0)), np.zeros(4, "int64"))  # no class at all
+    assert pick(np.zeros((0, 0)), np.zeros(0, "int64")).shape == (0,)
+    assert np.isfinite(fn(np.zeros((4, 10)), np.array([0, 9, 3, 3]))[0])
+
+
+def test_unsigned_labels_beyond_int64() -> None:
+    x, y = T.fmatrix("x"), T.tensor("uint64", shape=(None,), name="y")
+    fn = graphc.function([x, y], T.nnet.LabelPick()(x, y), mode=NATIVE)
+    with pytest.raises(NodeRuntimeError, match="labels"):
+        fn(np.ones((2, 3), "float32"), np.array([0, 2**63 + 1], "uint64"))
+
+
+def test_label_ops_of_higher_rank() -> None:
+    x, y, g = T.dtensor3("x"), T.lmatrix("y"), T.dmatrix("g")
+    outs = [T.nnet.LabelPick()(x, y), T.nnet.LabelScatter()(g, y, x)]
+    fn = graphc.function([x, y, g], outs, mode=NATIVE)
+    ref = graphc.function([x, y, g], outs, mode="PY")
+    rng = np.random.default_rng(8)
+    a, lab, gv = rng.standard_normal((3, 4, 5)), rng.integers(0, 5, (3, 4)), rng.standard_normal((3, 4))
+    for got, want in zip(fn(a, lab, gv), ref(a, lab, gv)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_debug_mode_agrees() -> None:
+    x, y = T.fmatrix("x"), T.ivector("y")
+    loss = T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).mean()
+    fn = graphc.function([x, y], [loss, graphc.grad(loss, x)], mode=DEBUG)
+    fn(np.random.default_rng(9).standard_normal((8, 5)).astype("float32"), np.arange(8, dtype="int32") % 5)
