@@ -185,3 +185,24 @@ def test_debug_mode_agrees() -> None:
     fn = graphc.function([x], [x.sum(axis=0), x.max(axis=1), T.argmax(x, axis=1), T.exp(x).mean()],
                          mode=DEBUG)
     fn(np.random.default_rng(4).standard_normal((64, 33)).astype("float32"))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sum_to_shape_of_bias_gradients(dtype: str) -> None:
+    from graphc.ops.elemwise import SumToShape
+
+    g, b, B = T.matrix("g", dtype=dtype), T.vector("b", dtype=dtype), T.matrix("B", dtype=dtype)
+    c = T.tensor(dtype, shape=(1, None), name="c")
+    outs = [SumToShape()(g, b), SumToShape()(g, c), SumToShape()(g, B)]
+    fn = graphc.function([g, b, B, c], outs, mode=NATIVE)
+    ref = graphc.function([g, b, B, c], outs, mode="PY")
+    assert sum(isinstance(n.op, SumToShape) for n in fn._program.native_nodes) == 3
+    gv = np.random.default_rng(5).standard_normal((5, 4)).astype(dtype)
+    z = np.zeros
+    cases = [(gv, z(4, dtype), z((5, 4), dtype), z((1, 4), dtype)),
+             (gv, z(4, dtype), z((5, 1), dtype), z((1, 4), dtype)),  # broadcast found at run time
+             (gv[:1], z(1, dtype), z((1, 1), dtype), z((1, 1), dtype)),
+             (gv[:, ::2], z(2, dtype), z((1, 2), dtype), z((1, 2), dtype))]
+    for args in cases:
+        for got, want in zip(fn(*args), ref(*args)):
+            _close(got, want)

@@ -60,6 +60,7 @@ from graphc.backend.llvm.lowering import (
 from graphc.backend.llvm.scalar import Ctx, Unsupported
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
+from graphc.ops.elemwise import SumToShape
 from graphc.ops.reduce import Argmax, Argmin, Reduce
 from graphc.rewrite.fused import Fused
 
@@ -435,3 +436,39 @@ def lower_argreduce(node: Apply) -> NativeNode | None:
                           lambda m, name: build_argreduce(m, name, x.dtype, x.ndim, axes, kind),
                           (x.dtype,))
 
+
+@register_lowering(SumToShape)
+def lower_sum_to_shape(node: Apply) -> NativeNode | None:
+    """The gradient of a broadcast operand: a sum over the axes known statically to be
+    broadcast (leading ones, and those of static length 1 in ``like``). Where the run-time
+    shapes ask for more (an axis of unknown length that turns out to be 1), the reference
+    runs."""
+    g, like = node.inputs
+    lead = g.ndim - like.ndim
+    if lead < 0 or g.dtype not in ("float32", "float64"):
+        return None
+    axes = tuple(range(lead)) + tuple(lead + i for i, n in enumerate(like.type.shape) if n == 1)
+    kept = [d for d in range(g.ndim) if d not in axes]
+    dag = _identity_dag(node)
+    dtype = g.dtype
+    name = kernel_id("gcred", "add", g.ndim, axes, dtype, dag.key())
+
+    def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
+        gate = Gate(node)
+
+        def run(values: list[Any]) -> list[Any]:
+            (a,) = gate.arrays(values, (0,))
+            shape = tuple(getattr(values[1], "shape", ()))
+            if len(shape) != like.ndim or any(
+                    shape[d - lead] != (1 if d in axes else a.shape[d]) for d in range(lead, a.ndim)):
+                return run_node(node, values)
+            out = gate.alloc(0, shape)
+            if cfunc(0, 0, a, out):
+                return run_node(node, values)
+            return [out]
+
+        return run
+
+    if not kept and not axes:
+        return None
+    return NativeNode(name, 2, lambda m: build_reduce(m, name, dag, g.ndim, axes, "add", dtype), runner)
