@@ -46,7 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("graphc.cache")
 
 MAGIC = b"GRAPHC-KERNELS-1\n"
-FORMAT = 1
+FORMAT = 2
 SUFFIX = ".gco"
 _HEADER = len(MAGIC) + 32 + 4  # magic, sha256 of the rest, length of the JSON metadata
 
@@ -60,6 +60,7 @@ class Entry:
     failures: dict[str, str] = field(default_factory=dict)  # kernel -> why it was not built
     obj: bytes = b""
     ir_blob: bytes = b""  # zlib-compressed JSON [ir, optimized ir]; read only when asked for
+    entries: list[str] = field(default_factory=list)  # kernels with a fast Python entry
 
     def ir_texts(self) -> tuple[str | None, str | None]:
         """(unoptimized, optimized) LLVM IR of the module, or (None, None) if not stored."""
@@ -138,7 +139,7 @@ def encode(entry: Entry) -> bytes:
     ir_blob = entry.ir_blob
     meta = json.dumps({
         "format": FORMAT, "key": entry.key, "names": entry.names, "failures": entry.failures,
-        "obj": len(entry.obj), "ir": len(ir_blob),
+        "obj": len(entry.obj), "ir": len(ir_blob), "entries": entry.entries,
     }).encode()
     body = struct.pack("<I", len(meta)) + meta + entry.obj + ir_blob
     return MAGIC + hashlib.sha256(body).digest() + body
@@ -168,7 +169,8 @@ def decode(data: bytes, key: str) -> Entry:
     ir_blob = body[start + meta["obj"]:]
     if len(obj) != meta["obj"] or len(ir_blob) != meta["ir"]:
         raise CorruptEntry("lengths do not match")
-    return Entry(key, list(meta["names"]), dict(meta["failures"]), bytes(obj), bytes(ir_blob))
+    return Entry(key, list(meta["names"]), dict(meta["failures"]), bytes(obj), bytes(ir_blob),
+                 list(meta["entries"]))
 
 
 def load(key: str) -> Entry | None:
@@ -241,6 +243,7 @@ def compile_kernels(
     """
     from llvmlite import ir
 
+    from graphc.backend.llvm import entry as fast
     from graphc.backend.llvm import jit
     from graphc.backend.llvm.scalar import Unsupported
 
@@ -249,9 +252,10 @@ def compile_kernels(
     if entry is not None and set(entry.names) | set(entry.failures) == set(builders):
         if not entry.names:
             return None, entry.failures
-        engine, addresses = jit.load_object(entry.obj, entry.names)
+        engine, addresses = jit.load_object(entry.obj, entry.names + [n + fast.SUFFIX for n in entry.entries])
         compiled = jit.CompiledModule(engine, addresses, ir_source=entry.ir_texts, obj=entry.obj,
                                       key=key, from_cache=True)
+        _register_entries(compiled, entry.entries)
         return compiled, entry.failures
 
     module = ir.Module(name="graphc")
@@ -267,9 +271,21 @@ def compile_kernels(
             failures[name] = str(exc)
         else:
             built.append(name)
-    compiled = jit.compile_module(module, built, opt) if built else None
-    if compiled is not None:
+    entries = [n for n in built if fast.available() and fast.add_entry(module, n)]
+    compiled = None
+    if built:
+        compiled = jit.compile_module(module, built + [n + fast.SUFFIX for n in entries], opt)
         compiled.key = key
+        _register_entries(compiled, entries)
     store(Entry(key, built, failures, compiled.obj if compiled else b"",
-                pack_ir(compiled.ir_text, compiled.opt_ir_text) if compiled else b""))
+                pack_ir(compiled.ir_text, compiled.opt_ir_text) if compiled else b"", entries))
     return compiled, failures
+
+
+def _register_entries(compiled: CompiledModule, entries: list[str]) -> None:
+    """Make the builtins of the fast entries, found by their kernel's address."""
+    from graphc.backend.llvm import entry as fast
+
+    for name in entries:
+        fast.ENTRIES[compiled.addresses[name]] = fast.make_builtin(compiled.addresses[name + fast.SUFFIX],
+                                                                   name)

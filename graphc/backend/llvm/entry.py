@@ -1,0 +1,182 @@
+"""Fast Python entry points for kernels: a CPython ``METH_FASTCALL`` function per kernel.
+
+Calling a kernel through ctypes costs about a microsecond (argument conversion and
+the foreign-call machinery); with tens of small kernels per training step that is
+most of the step. So each kernel ``name`` with the kernels' calling convention
+(``i32 name(i64 start, i64 stop, PyArrayObject *a0, ...)``) gets a companion
+``name__py`` written in LLVM IR, which CPython calls directly as a builtin:
+``entry(start, stop, a0, a1, ...) -> int``. It is a second gate, behind the
+executor's runner: it checks the argument count, that ``0 <= start <= stop`` and
+that every array argument is an ``ndarray`` (the ``self`` the builtin is bound to
+is ``numpy.ndarray``, so no address is baked into the code and the object code
+stays cacheable), releases the GIL around the kernel (so threads can split one
+kernel, as with ctypes) and returns the kernel's status. C-API symbols resolve
+against the running interpreter when the object code is loaded.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.irutil import I8, I32, I64, PTR
+
+SUFFIX = "__py"
+METH_FASTCALL = 0x0080
+OB_TYPE_OFFSET = 8  # PyObject: ob_refcnt, ob_type
+
+
+C_API = ("PyErr_SetString", "PyErr_Occurred", "PyLong_AsLongLong", "PyLong_FromLongLong",
+         "PyType_IsSubtype", "PyEval_SaveThread", "PyEval_RestoreThread", "PyExc_TypeError",
+         "PyExc_ValueError")
+_available: bool | None = None
+
+
+def available() -> bool:
+    """Whether fast entries work here: ``ob_type`` where they read it, and every C-API
+    symbol they use resolvable (else loading their object code would abort)."""
+    global _available
+    if _available is None:
+        try:
+            import llvmlite.binding as llvm
+
+            from graphc.backend.llvm import jit
+
+            jit.init()
+            obj = np.zeros(1)
+            ok = ctypes.c_void_p.from_address(id(obj) + OB_TYPE_OFFSET).value == id(np.ndarray)
+            for sym in C_API if ok else ():
+                # Bound explicitly (not left to the JIT's search of the process): found here
+                # means found at load time.
+                llvm.add_symbol(sym, ctypes.cast(getattr(ctypes.pythonapi, sym), ctypes.c_void_p).value)
+            _available = ok
+        except Exception:
+            _available = False
+    return _available
+
+
+def _declare(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
+    fn = module.globals.get(name)
+    if fn is None:
+        fn = ir.Function(module, ir.FunctionType(ret, args), name=name)
+    return fn
+
+
+def _message(module: ir.Module, key: str, text: str) -> ir.GlobalVariable:
+    name = f"graphc_entry_msg_{key}"
+    g = module.globals.get(name)
+    if g is None:
+        data = bytearray(text.encode() + b"\0")
+        g = ir.GlobalVariable(module, ir.ArrayType(I8, len(data)), name=name)
+        g.global_constant = True
+        g.linkage = "internal"
+        g.initializer = ir.Constant(ir.ArrayType(I8, len(data)), data)
+    return g
+
+
+def kernel_arrays(module: ir.Module, name: str) -> int | None:
+    """How many array arguments kernel ``name`` takes, None if it has another convention."""
+    fn = module.globals.get(name)
+    if not isinstance(fn, ir.Function) or fn.is_declaration:
+        return None
+    ftype = fn.function_type
+    args = list(ftype.args)
+    if ftype.return_type != I32 or len(args) < 2 or args[0] != I64 or args[1] != I64:
+        return None
+    if any(not isinstance(a, ir.PointerType) for a in args[2:]):
+        return None
+    return len(args) - 2
+
+
+def add_entry(module: ir.Module, name: str) -> str | None:
+    """Add ``name``'s fast entry to ``module``; its symbol, or None if the kernel has
+    another calling convention."""
+    n = kernel_arrays(module, name)
+    if n is None:
+        return None
+    kernel = module.globals[name]
+    raise_ = _declare(module, "PyErr_SetString", ir.VoidType(), [PTR, PTR])
+    occurred = _declare(module, "PyErr_Occurred", PTR, [])
+    as_i64 = _declare(module, "PyLong_AsLongLong", I64, [PTR])
+    from_i64 = _declare(module, "PyLong_FromLongLong", PTR, [I64])
+    is_subtype = _declare(module, "PyType_IsSubtype", I32, [PTR, PTR])
+    save = _declare(module, "PyEval_SaveThread", PTR, [])
+    restore = _declare(module, "PyEval_RestoreThread", ir.VoidType(), [PTR])
+    exc_type = module.globals.get("PyExc_TypeError")
+    if exc_type is None:
+        exc_type = ir.GlobalVariable(module, PTR, name="PyExc_TypeError")  # external
+    exc_value = module.globals.get("PyExc_ValueError")
+    if exc_value is None:
+        exc_value = ir.GlobalVariable(module, PTR, name="PyExc_ValueError")
+
+    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name=name + SUFFIX)
+    array_type, args, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    null = ir.Constant(PTR, None)
+
+    def fail(exc: ir.GlobalVariable, key: str, text: str) -> None:
+        msg = _message(module, key, text)
+        b.call(raise_, [b.load(exc, typ=PTR), b.gep(msg, [ir.Constant(I32, 0), ir.Constant(I32, 0)])])
+        b.ret(null)
+
+    def check(cond: ir.Value, exc: ir.GlobalVariable, key: str, text: str) -> None:
+        ok = fn.append_basic_block("ok")
+        bad = fn.append_basic_block("bad")
+        b.cbranch(cond, ok, bad)
+        b.position_at_end(bad)
+        fail(exc, key, text)
+        b.position_at_end(ok)
+
+    check(b.icmp_signed("==", nargs, ir.Constant(I64, n + 2)), exc_type, f"nargs{n}",
+          f"graphc kernel entry: expected start, stop and {n} arrays")
+    start = b.call(as_i64, [b.load(args, typ=PTR)])
+    stop = b.call(as_i64, [b.load(b.gep(args, [ir.Constant(I64, 1)], source_etype=PTR), typ=PTR)])
+    failed = b.or_(b.icmp_signed("==", start, ir.Constant(I64, -1)),
+                   b.icmp_signed("==", stop, ir.Constant(I64, -1)))
+    with b.if_then(failed, likely=False):
+        with b.if_then(b.icmp_unsigned("!=", b.call(occurred, []), null)):
+            b.ret(null)
+    check(b.and_(b.icmp_signed(">=", start, ir.Constant(I64, 0)), b.icmp_signed("<=", start, stop)),
+          exc_value, "range", "graphc kernel entry: need 0 <= start <= stop")
+    arrays = []
+    for k in range(n):
+        obj = b.load(b.gep(args, [ir.Constant(I64, k + 2)], source_etype=PTR), typ=PTR)
+        otype = b.load(b.gep(obj, [ir.Constant(I64, OB_TYPE_OFFSET)], source_etype=I8), typ=PTR)
+        exact = b.icmp_unsigned("==", otype, array_type)
+        sub = fn.append_basic_block(f"subtype{k}")
+        done = fn.append_basic_block(f"array{k}")
+        b.cbranch(exact, done, sub)
+        b.position_at_end(sub)
+        check(b.icmp_signed("!=", b.call(is_subtype, [otype, array_type]), ir.Constant(I32, 0)),
+              exc_type, "type", "graphc kernel entry: arguments after start and stop must be ndarrays")
+        b.branch(done)
+        b.position_at_end(done)
+        arrays.append(obj)
+    state = b.call(save, [])
+    rc = b.call(kernel, [start, stop, *arrays])
+    b.call(restore, [state])
+    b.ret(b.call(from_i64, [b.sext(rc, I64)]))
+    return fn.name
+
+
+class _MethodDef(ctypes.Structure):
+    _fields_ = [("ml_name", ctypes.c_char_p), ("ml_meth", ctypes.c_void_p),
+                ("ml_flags", ctypes.c_int), ("ml_doc", ctypes.c_char_p)]
+
+
+_new_builtin = ctypes.pythonapi.PyCFunction_NewEx
+_new_builtin.restype = ctypes.py_object
+_new_builtin.argtypes = [ctypes.c_void_p, ctypes.py_object, ctypes.py_object]
+_method_defs: list[_MethodDef] = []  # a builtin points at its PyMethodDef: keep them all alive
+
+
+ENTRIES: dict[int, object] = {}  # kernel address -> its fast entry (a builtin)
+
+
+def make_builtin(address: int, name: str) -> object:
+    """A Python builtin calling the fast entry at ``address`` (bound to ``numpy.ndarray``)."""
+    md = _MethodDef(name.encode(), address, METH_FASTCALL, None)
+    _method_defs.append(md)
+    return _new_builtin(ctypes.addressof(md), np.ndarray, None)
