@@ -109,3 +109,23 @@ def test_buffers_are_reused_but_never_under_a_live_result() -> None:
     assert not np.may_share_memory(first, second)
     np.testing.assert_allclose(first, np.full(5, 2, "float32"))
     np.testing.assert_allclose(second, np.full(5, np.e + 1, "float32"), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape, pattern", [
+    ((3, 4), (1, 0)), ((4,), ("x", 0)), ((), ("x", "x")), ((1, 1), (1,)), ((1, 1), ()),
+    ((), ()), ((2, 1, 3), (2, "x", 0)), ((1,), ()), ((2, 3, 4), (2, 0, 1)), ((5, 1), (0, "x")),
+])
+def test_dimshuffle_views_match_the_reference(shape: tuple, pattern: tuple) -> None:
+    x = T.tensor("float64", shape=(None,) * len(shape), name="x")
+    out = x.dimshuffle(*pattern) if pattern else x.dimshuffle(())
+    fn = graphc.function([x], [out, out * 2], mode=NATIVE)
+    ref = graphc.function([x], [out, out * 2], mode="PY")
+    a = np.arange(int(np.prod(shape)), dtype="float64").reshape(shape)
+    for got, want in zip(fn(a), ref(a)):
+        assert type(got) is np.ndarray and got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        assert got.shape == want.shape
+    for bad in [np.ones((2,) * len(shape)) if shape else None]:
+        if bad is not None and any(p not in pattern for p in range(len(shape))):
+            with pytest.raises(ValueError, match="dimshuffle"):
+                fn(bad)

@@ -276,10 +276,50 @@ def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
         )
 
 
+def _dimshuffle_runner(node: Apply, general: Runner) -> Runner:
+    """DimShuffle as one precomputed view (a transpose, then an index adding and dropping
+    length-1 axes): what ``perform`` computes, without its per-call work. Anything unusual
+    (another dtype or rank, a dropped axis not of length 1) goes to ``general``."""
+    op = node.op
+    perm = op.kept + op.dropped
+    transpose = perm != tuple(range(op.input_ndim))
+    index = tuple(None if o == "x" else slice(None) for o in op.new_order) + (0,) * len(op.dropped)
+    if not op.new_order:
+        index = ()
+    dropped = op.dropped
+    dt = np.dtype(node.inputs[0].dtype)
+    nd = op.input_ndim
+    ndarray = np.ndarray
+    cfg = config
+
+    def run(values: list[Any]) -> list[Any]:
+        x = values[0]
+        if type(x) is not ndarray or x.dtype is not dt or x.ndim != nd or cfg.nan_guard:
+            return general(values)
+        shape = x.shape
+        for d in dropped:
+            if shape[d] != 1:
+                return general(values)  # raises the reference's error
+        if not index:  # a 0-d result: indexing would give a NumPy scalar
+            return [x.reshape(())]
+        return [(x.transpose(perm) if transpose else x)[index]]
+
+    return run
+
+
 def _fallback_runner(node: Apply) -> Runner:
     """``run_node`` (the reference ``perform`` with its error messages and output checks),
     with the checks of the common case (arrays of the declared dtype, rank and static
     sizes) precomputed; anything else goes through ``run_node``'s own checks."""
+    from graphc.ops.dimshuffle import DimShuffle
+
+    general = _reference_runner(node)
+    if type(node.op) is DimShuffle:
+        return _dimshuffle_runner(node, general)
+    return general
+
+
+def _reference_runner(node: Apply) -> Runner:
     perform = node.op.perform
     n_out = len(node.outputs)
     expect = [(np.dtype(v.dtype), v.ndim,
