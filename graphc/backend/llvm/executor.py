@@ -70,8 +70,26 @@ def _cfunc(addr: int, nargs: int) -> Callable[..., int]:
 
 
 WHOLE = 1 << 62  # "stop" meaning the whole array
-# Below this many elements a thread round trip (~50-80 us) costs more than it saves.
-PARALLEL_MIN_ELEMENTS = 1 << 17
+# Below this many elements a thread round trip (~50-80 us, more on a loaded machine) costs
+# more than it saves for kernels doing transcendental math (exp, tanh, ...); measured on 2
+# cores: exp(x)*y+tanh(x) on 2**17 floats 89 us alone, 141 us split; on 2**21, 1444 vs 824.
+PARALLEL_MIN_ELEMENTS = 1 << 19
+# Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
+# from this many times PARALLEL_MIN_ELEMENTS (relu on 2**19 floats: 155 us alone, 157 split).
+CHEAP_KERNEL_FACTOR = 2
+_CHEAP_OPS = frozenset({
+    "add", "sub", "mul", "neg", "abs", "sgn", "sqr", "maximum", "minimum", "clip", "switch",
+    "eq", "neq", "lt", "le", "gt", "ge", "and_", "or_", "xor", "invert", "floor", "ceil", "round",
+    "second", "identity", "cast", "relu", "isnan", "isinf",
+})
+
+
+def _split_factor(dag: ScalarDAG) -> int:
+    """CHEAP_KERNEL_FACTOR when every op of ``dag`` is cheap arithmetic, else 1."""
+    from graphc.backend.llvm.expr import topo_order
+
+    ops = {n.op for n in topo_order(dag.outputs) if n.kind == "apply"}
+    return CHEAP_KERNEL_FACTOR if ops <= _CHEAP_OPS else 1
 
 
 def kernel_threads() -> int:
@@ -158,6 +176,7 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
     # broadcast to another shape.
     partial_scalar_only = any(not any(k in full_inputs for k in d) for d in partial)
     threads = kernel_threads()
+    split_factor = _split_factor(plan.dag)
     post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
     ndarray = np.ndarray
     empty = np.empty
@@ -219,7 +238,7 @@ def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runne
                     return reference(values)
         outs = [alloc(j, shape) for j in range(nout)]
         size = outs[0].size
-        if (threads > 1 and size >= PARALLEL_MIN_ELEMENTS
+        if (threads > 1 and size >= PARALLEL_MIN_ELEMENTS * split_factor
                 and all(arrays[k].flags.c_contiguous and arrays[k].shape == shape for k in full_inputs)):
             rc = _run_split(cfunc, size, arrays + outs, threads)
             if rc:
