@@ -1,0 +1,125 @@
+"""W5: compile time of the W3 training step, cold (empty compile cache) and warm.
+
+Each measurement runs in a new process, as a user's script would: ``graphc.function``
+of the W3 step (784-512-10 MLP, softmax crossentropy, SGD updates) with
+``GRAPHC_CACHE_DIR`` pointing at a fresh directory (cold: every kernel is generated,
+optimized at O3 and code-generated) or at the directory a previous run filled (warm:
+object code is loaded from the cache). Also shown: the import of graphc (llvmlite's
+binding is most of it), the graph building and ``grad``, and the rewrite and native
+parts of ``graphc.function``; for reference, ``jax.jit``'s first call of the same step
+in a new process (JAX has a persistent cache too, off by default; this is its default).
+
+    python benchmarks/w5_compile.py [--runs 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+_GRAPHC = """
+import json, sys, time
+t0 = time.perf_counter()
+import graphc, graphc.tensor as T
+from graphc.compile import mode as _mode
+t1 = time.perf_counter()
+sys.path.insert(0, {here!r})
+import w3_mlp
+params = w3_mlp.init_params()
+import graphc.backend.llvm.executor as ex
+times = {{}}
+_rewrite, _program = _mode.Mode.rewrite, _mode.Mode.make_program
+def rewrite(self, fg):
+    t = time.perf_counter(); r = _rewrite(self, fg); times["rewrite"] = time.perf_counter() - t; return r
+def make_program(self, fg):
+    t = time.perf_counter(); r = _program(self, fg); times["native"] = time.perf_counter() - t; return r
+_mode.Mode.rewrite, _mode.Mode.make_program = rewrite, make_program
+t2 = time.perf_counter()
+f = w3_mlp.graphc_step(params)  # builds the graph, grad, graphc.function
+t3 = time.perf_counter()
+x, y = w3_mlp.data(32)
+f(x, y)
+prog = f._program
+print(json.dumps({{"import": t1 - t0, "step": t3 - t2, "rewrite": times["rewrite"],
+                  "native": times["native"], "from_cache": [m.from_cache for m in prog.modules],
+                  "kernels": len(prog.native_nodes)}}))
+"""
+
+_JAX = """
+import json, sys, time
+t0 = time.perf_counter()
+import jax, jax.numpy as jnp
+t1 = time.perf_counter()
+sys.path.insert(0, {here!r})
+import w3_mlp
+step = w3_mlp.peers(w3_mlp.init_params())["JAX (jit)"]
+x, y = w3_mlp.data(32)
+t2 = time.perf_counter()
+step(x, y)
+t3 = time.perf_counter()
+print(json.dumps({{"import": t1 - t0, "first_call": t3 - t2}}))
+"""
+
+
+def run(code: str, cache_dir: str) -> dict:
+    env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir)
+    env.pop("GRAPHC_FLAGS", None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(HERE), env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-c", code.format(here=HERE)], env=env, capture_output=True,
+                          text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=3, help="new processes per measurement (median)")
+    args = ap.parse_args()
+    cold, warm = [], []
+    for _ in range(args.runs):
+        d = tempfile.mkdtemp(prefix="graphc-w5-")
+        try:
+            c = run(_GRAPHC, d)
+            assert not any(c["from_cache"]), c
+            cold.append(c)
+            w = run(_GRAPHC, d)
+            assert all(w["from_cache"]), w
+            warm.append(w)
+        finally:
+            shutil.rmtree(d, ignore_errors=True)
+
+    def med(rows: list[dict], key: str) -> float:
+        return float(np.median([r[key] for r in rows]))
+
+    print(f"W5: compile time of the W3 step (784-512-10 MLP + SGD), new process each, "
+          f"median of {args.runs}   (ms)")
+    print(f"  {'':<26}{'graphc.function':>16}{'(rewrite':>10}{'native)':>9}{'graph+grad':>12}{'import':>9}")
+    for label, rows in (("cold (empty cache)", cold), ("warm (cache filled)", warm)):
+        fn = med(rows, "rewrite") + med(rows, "native")
+        print(f"  {label:<26}{fn * 1e3:>16.0f}{med(rows, 'rewrite') * 1e3:>10.0f}"
+              f"{med(rows, 'native') * 1e3:>9.0f}{(med(rows, 'step') - fn) * 1e3:>12.0f}"
+              f"{med(rows, 'import') * 1e3:>9.0f}")
+    total_cold = med(cold, "rewrite") + med(cold, "native")
+    total_warm = med(warm, "rewrite") + med(warm, "native")
+    print(f"  cold / warm: {med(cold, 'native') / med(warm, 'native'):.0f}x for the native part, "
+          f"{total_cold / total_warm:.1f}x for graphc.function ({cold[0]['kernels']} native kernels)")
+    try:
+        jx = [run(_JAX, tempfile.gettempdir()) for _ in range(args.runs)]
+        print(f"  {'JAX: jit + first call':<26}{med(jx, 'first_call') * 1e3:>16.0f}"
+              f"{'':>19}{'':>12}{med(jx, 'import') * 1e3:>9.0f}")
+    except RuntimeError:
+        pass  # JAX not installed
+
+
+if __name__ == "__main__":
+    main()
