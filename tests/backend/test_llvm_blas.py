@@ -143,7 +143,7 @@ def test_integer_and_mixed_products_fall_back() -> None:
 
 
 def test_without_blas_numpy_computes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blas, "_available", False)
+    monkeypatch.setattr(blas, "_present", False)
     A, B = T.fmatrix("A"), T.fmatrix("B")
     fn = graphc.function([A, B], T.dot(A, B) + 1, mode=NATIVE)
     assert not {Dot, Gemm} & _native_types(fn)

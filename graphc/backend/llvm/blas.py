@@ -11,11 +11,14 @@ with (OpenBLAS wheels, MKL or Accelerate builds), it needs no library file names
 pool) next to NumPy's and SciPy's. The extension module is loaded by itself: importing
 the ``scipy.linalg`` package first costs 150-370 ms, the module alone about 35 ms.
 
-Each routine's address is bound to a named external symbol (``graphc_blas_sgemm``, ...)
-with ``llvm.add_symbol`` before any module is loaded, so object code refers to names,
-not addresses, and stays valid in the on-disk compile cache across processes. Without
-SciPy (or with a BLAS whose ints are not 32-bit) nothing is lowered and the nodes run
-their NumPy ``perform``; integer and mixed-dtype products always do.
+Kernels call each routine through a named external cell (``graphc_blas_sgemm``, ...)
+bound with ``llvm.add_symbol`` to a ctypes pointer before any module is loaded, so object
+code refers to names, not addresses, and stays valid in the on-disk compile cache across
+processes. The cells are filled from SciPy on the first BLAS call, not while compiling:
+a function loaded warm from the cache does not pay the 35 ms of loading SciPy's BLAS
+unless it runs a product. A kernel finding its cell empty refuses. Without SciPy (or
+with a BLAS whose ints are not 32-bit) the nodes run their NumPy ``perform``; integer
+and mixed-dtype products always do.
 
 Row-major ``C = A @ B`` is the column-major ``C^T = B^T A^T``: operands are passed
 swapped, each as 'N' when it is row-major (unit stride along its columns) and as 'T'
@@ -38,6 +41,7 @@ from typing import Any
 
 import numpy as np
 from llvmlite import ir
+from llvmlite.ir.instructions import LoadInstr
 
 from graphc.backend.llvm.irutil import I8, I32, PTR, reg_type
 from graphc.backend.llvm.lowering import (
@@ -60,19 +64,32 @@ ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv")
 _INT_ARGS = {"gemm": 6, "gemv": 5}  # how many `int *` parameters each signature must show
 INT32_MAX = 2**31 - 1
 _lock = threading.Lock()
-_available: bool | None = None
+# One cell per routine holding its entry point; kernels load it through the named symbol.
+_CELLS = {r: ctypes.c_void_p(0) for r in ROUTINES}
+_bound = False
+_present: bool | None = None
+_READY = False  # the cells hold SciPy's entry points
+_failed = False
 
 
 def symbol(routine: str) -> str:
+    """The external symbol (a cell holding the entry point) kernels use for ``routine``."""
     return f"graphc_blas_{routine}"
 
 
-def _cython_blas() -> Any:
-    """SciPy's cython_blas module, without importing the scipy.linalg package."""
-    mod = sys.modules.get("scipy.linalg.cython_blas")
-    if mod is not None:
-        return mod
-    name = "scipy.linalg.cython_blas"
+def bind_symbols() -> None:
+    """Bind each routine's symbol to its cell (cheap; SciPy itself is loaded on first use)."""
+    global _bound
+    with _lock:
+        if not _bound:
+            import llvmlite.binding as llvm
+
+            for r, cell in _CELLS.items():
+                llvm.add_symbol(symbol(r), ctypes.addressof(cell))
+            _bound = True
+
+
+def _extension_path() -> Path | None:
     spec = importlib.util.find_spec("scipy")
     if spec is None or not spec.origin:
         return None
@@ -80,13 +97,36 @@ def _cython_blas() -> Any:
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
         path = folder / f"cython_blas{suffix}"
         if path.is_file():
-            loader = importlib.machinery.ExtensionFileLoader(name, str(path))
-            mspec = importlib.util.spec_from_file_location(name, path, loader=loader)
-            mod = importlib.util.module_from_spec(mspec)
-            loader.exec_module(mod)
-            return mod
-    import scipy.linalg.cython_blas as mod  # an unusual layout: the slow, sure way
+            return path
+    return None
 
+
+def blas_present() -> bool:
+    """Whether SciPy's BLAS module is there, without loading it (a file lookup)."""
+    global _present
+    if _present is None:
+        try:
+            _present = "scipy.linalg.cython_blas" in sys.modules or _extension_path() is not None
+        except (ImportError, ValueError):
+            _present = False
+    return _present and not _failed
+
+
+def _cython_blas() -> Any:
+    """SciPy's cython_blas module, without importing the scipy.linalg package."""
+    name = "scipy.linalg.cython_blas"
+    mod = sys.modules.get(name)
+    if mod is not None:
+        return mod
+    path = _extension_path()
+    if path is None:
+        import scipy.linalg.cython_blas as mod  # an unusual layout: the slow, sure way
+
+        return mod
+    loader = importlib.machinery.ExtensionFileLoader(name, str(path))
+    mspec = importlib.util.spec_from_file_location(name, path, loader=loader)
+    mod = importlib.util.module_from_spec(mspec)
+    loader.exec_module(mod)
     return mod
 
 
@@ -103,10 +143,7 @@ def _capsule_pointer(capsule: Any) -> tuple[int, str]:
 def blas_addresses() -> dict[str, int] | None:
     """routine -> address of SciPy's BLAS entry point, or None when unusable here."""
     try:
-        mod = _cython_blas()
-        if mod is None:
-            return None
-        caps = mod.__pyx_capi__
+        caps = _cython_blas().__pyx_capi__
         out = {}
         for r in ROUTINES:
             addr, sig = _capsule_pointer(caps[r])
@@ -120,22 +157,38 @@ def blas_addresses() -> dict[str, int] | None:
         return None
 
 
-def blas_available() -> bool:
-    """Whether BLAS kernels can run; binds the BLAS symbols on first use."""
-    global _available
+def load_blas() -> bool:
+    """Fill the cells with SciPy's entry points (once; ~35 ms); False if that is not possible."""
+    global _READY, _failed
     with _lock:
-        if _available is None:
+        if not _READY and not _failed:
             addrs = blas_addresses()
-            if addrs is not None:
-                import llvmlite.binding as llvm
-
+            if addrs is None:
+                _failed = True
+            else:
                 for r, addr in addrs.items():
-                    llvm.add_symbol(symbol(r), addr)
-            _available = addrs is not None
-        return _available
+                    _CELLS[r].value = addr
+                _READY = True
+        return _READY
+
+
+def blas_available() -> bool:
+    """Whether BLAS kernels can run here (loads SciPy's BLAS)."""
+    bind_symbols()
+    return load_blas()
 
 
 # -- IR ------------------------------------------------------------------------------------
+class _EntryPoint(LoadInstr):
+    """A function pointer loaded from a cell: llvmlite calls values with a function type."""
+
+    fnty: ir.FunctionType
+
+    @property
+    def function_type(self) -> ir.FunctionType:
+        return self.fnty
+
+
 class _Blas:
     """Stack slots for the by-pointer arguments, and the calls."""
 
@@ -150,11 +203,18 @@ class _Blas:
         b.store(ir.Constant(self.fty, 1.0), self.one)
         b.store(ir.Constant(self.fty, 0.0), self.zero)
 
-    def _fn(self, routine: str, nargs: int) -> ir.Function:
+    def _fn(self, routine: str, nargs: int) -> ir.Value:
+        """The entry point, loaded from its cell; an empty cell makes the kernel refuse."""
+        b = self.b
         name = symbol(self.p + routine)
-        fn = self.b.module.globals.get(name)
-        if fn is None:
-            fn = ir.Function(self.b.module, ir.FunctionType(ir.VoidType(), [PTR] * nargs), name=name)
+        cell = b.module.globals.get(name)
+        if cell is None:
+            cell = ir.GlobalVariable(b.module, PTR, name)
+            cell.linkage = "external"
+        fn = b.load(cell, typ=PTR)
+        fn.__class__ = _EntryPoint
+        fn.fnty = ir.FunctionType(ir.VoidType(), [PTR] * nargs)
+        _refuse_unless(b, b.icmp_unsigned("!=", fn, ir.Constant(PTR, None)))
         return fn
 
     def _int(self, k: int, v: ir.Value) -> ir.Value:
@@ -352,8 +412,9 @@ def _float_dtype(node: Apply) -> str | None:
 @register_lowering(Dot)
 def lower_dot(node: Apply) -> NativeNode | None:
     dtype = _float_dtype(node)
-    if dtype is None or not blas_available():
+    if dtype is None or not blas_present():
         return None
+    bind_symbols()  # before any module using the symbols is loaded (from the cache too)
     ra, rb = (v.ndim for v in node.inputs)
     name = kernel_id("gcblas_dot", dtype, ra, rb)
 
@@ -361,6 +422,8 @@ def lower_dot(node: Apply) -> NativeNode | None:
         gate = Gate(node)
 
         def run(values: list[Any]) -> list[Any]:
+            if not _READY and not load_blas():
+                return run_node(node, values)
             a, b = gate.arrays(values, (0, 1))
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)  # raises the reference's error
@@ -377,8 +440,9 @@ def lower_dot(node: Apply) -> NativeNode | None:
 @register_lowering(Gemm)
 def lower_gemm(node: Apply) -> NativeNode | None:
     dtype = _float_dtype(node)
-    if dtype is None or not blas_available():
+    if dtype is None or not blas_present():
         return None
+    bind_symbols()  # before any module using the symbols is loaded (from the cache too)
     ra, rb = node.inputs[2].ndim, node.inputs[3].ndim
     name = kernel_id("gcblas_gemm", dtype, ra, rb)
 
@@ -386,6 +450,8 @@ def lower_gemm(node: Apply) -> NativeNode | None:
         gate = Gate(node)
 
         def run(values: list[Any]) -> list[Any]:
+            if not _READY and not load_blas():
+                return run_node(node, values)
             c, alpha, a, b, beta = gate.arrays(values, range(5))
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)
@@ -405,8 +471,9 @@ def lower_gemm(node: Apply) -> NativeNode | None:
 @register_lowering(MatMul)
 def lower_matmul(node: Apply) -> NativeNode | None:
     dtype = _float_dtype(node)
-    if dtype is None or not blas_available():
+    if dtype is None or not blas_present():
         return None
+    bind_symbols()  # before any module using the symbols is loaded (from the cache too)
     ra, rb = (v.ndim for v in node.inputs)
     name = kernel_id("gcblas_matmul", dtype, ra, rb)
 
@@ -414,6 +481,8 @@ def lower_matmul(node: Apply) -> NativeNode | None:
         gate = Gate(node)
 
         def run(values: list[Any]) -> list[Any]:
+            if not _READY and not load_blas():
+                return run_node(node, values)
             a, b = gate.arrays(values, (0, 1))
             if a.shape[-1] != b.shape[-2]:
                 return run_node(node, values)
