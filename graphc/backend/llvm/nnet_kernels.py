@@ -90,9 +90,83 @@ def build_softmax(module: ir.Module, name: str, dtype: str, ndim: int, axis: int
 
             for_range(b, n, scale)
 
-    nest(b, [x.dims[d] for d in others], [[x.strides[d] for d in others], [ostr[d] for d in others]],
-         [c64(0), c64(0)], row)
+    if axis == ndim - 1:
+        nest(b, [x.dims[d] for d in others], [[x.strides[d] for d in others], [ostr[d] for d in others]],
+             [c64(0), c64(0)], row)
+    else:
+        _softmax_columns(b, x, out, ostr, axis, log)
     b.ret(ir.Constant(I32, 0))
+
+
+BLOCK = 256
+
+
+def _softmax_columns(b: ir.IRBuilder, x: Arr, out: Arr, ostr: list[ir.Value], axis: int, log: bool) -> None:
+    """Softmax along a non-last axis, BLOCK columns of the last axis at a time: running
+    maxima and sums per column in buffers, so every inner loop is unit-stride (a row at
+    a time down the axis would walk memory by the row length and never vectorize)."""
+    ndim = x.ndim
+    last = ndim - 1
+    ty = reg_type(x.dtype)
+    acc_ty = reg_type("float64")
+    mxb, totb, sb = entry_alloca(b, ty, BLOCK), entry_alloca(b, acc_ty, BLOCK), entry_alloca(b, ty, BLOCK)
+    outer = [d for d in range(ndim) if d not in (axis, last)]
+    n, sx, so, sl = x.dims[axis], x.strides[axis], ostr[axis], x.strides[last]
+
+    def at(buf: ir.Value, t: ir.Type, j: ir.Value) -> ir.Value:
+        return b.gep(buf, [j], source_etype=t)
+
+    def block(xo: ir.Value, oo: ir.Value, first: ir.Value, m: ir.Value) -> None:
+        xb = b.add(xo, b.mul(first, sl))
+        ob = b.add(oo, first)
+
+        def rows(body: Callable[[ir.Value, ir.Value, ir.Value], None]) -> None:
+            for_range(b, n, lambda r: for_range(b, m, lambda j: body(
+                b.add(b.add(xb, b.mul(r, sx)), b.mul(j, sl)), b.add(b.add(ob, b.mul(r, so)), j), j)))
+
+        def init(j: ir.Value) -> None:
+            b.store(const(x.dtype, float("-inf")), at(mxb, ty, j))
+            b.store(ir.Constant(acc_ty, 0.0), at(totb, acc_ty, j))
+
+        for_range(b, m, init)
+        rows(lambda xi, oi, j: b.store(
+            call_intr(b, "maximum", b.load(at(mxb, ty, j), typ=ty), x.load(xi)), at(mxb, ty, j)))
+
+        def expsum(xi: ir.Value, oi: ir.Value, j: ir.Value) -> None:
+            e = vmath.call_math(b, "exp", b.fsub(x.load(xi), b.load(at(mxb, ty, j), typ=ty)))
+            if not log:
+                out.store(e, oi)
+            wide = b.fpext(e, acc_ty) if ty != acc_ty else e
+            p = at(totb, acc_ty, j)
+            b.store(b.fadd(b.load(p, typ=acc_ty), wide), p)
+
+        rows(expsum)
+
+        def total(j: ir.Value) -> None:
+            t = b.load(at(totb, acc_ty, j), typ=acc_ty)
+            t = b.fptrunc(t, ty) if ty != acc_ty else t
+            b.store(vmath.call_math(b, "log", t) if log else t, at(sb, ty, j))
+
+        for_range(b, m, total)
+        if log:
+            rows(lambda xi, oi, j: out.store(b.fsub(b.fsub(x.load(xi), b.load(at(mxb, ty, j), typ=ty)),
+                                                    b.load(at(sb, ty, j), typ=ty)), oi))
+        else:
+            rows(lambda xi, oi, j: out.store(b.fdiv(out.load(oi), b.load(at(sb, ty, j), typ=ty)), oi))
+
+    def per_outer(offs: list[ir.Value]) -> None:
+        length = x.dims[last]
+        nblocks = b.udiv(b.add(length, c64(BLOCK - 1)), c64(BLOCK))
+
+        def one(bi: ir.Value) -> None:
+            first = b.mul(bi, c64(BLOCK))
+            left = b.sub(length, first)
+            block(offs[0], offs[1], first, b.select(b.icmp_signed("<", left, c64(BLOCK)), left, c64(BLOCK)))
+
+        for_range(b, nblocks, one)
+
+    nest(b, [x.dims[d] for d in outer], [[x.strides[d] for d in outer], [ostr[d] for d in outer]],
+         [c64(0), c64(0)], per_outer)
 
 
 def _label_index(b: ir.IRBuilder, lab: Arr, off: ir.Value, n: ir.Value) -> tuple[ir.Value, ir.Value]:
