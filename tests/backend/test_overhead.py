@@ -129,3 +129,20 @@ def test_dimshuffle_views_match_the_reference(shape: tuple, pattern: tuple) -> N
         if bad is not None and any(p not in pattern for p in range(len(shape))):
             with pytest.raises(ValueError, match="dimshuffle"):
                 fn(bad)
+
+
+def test_gate_remembers_shapes_but_checks_every_call() -> None:
+    x, y = T.fmatrix("x"), T.fmatrix("y")
+    t = T.exp(x) * y
+    fn = graphc.function([x, y], [t + 1, T.sqrt(abs(x)) - 2], mode=NATIVE)
+    ref = graphc.function([x, y], [t + 1, T.sqrt(abs(x)) - 2], mode="PY")
+    rng = np.random.default_rng(5)
+    shapes = [((4, 5), (4, 5)), ((4, 1), (4, 5)), ((4, 5), (4, 5)), ((1, 5), (3, 5)), ((4, 5), (1, 5)),
+              ((0, 5), (0, 5)), ((4, 5), (4, 5))]
+    for sa, sb in shapes:
+        a, b = rng.standard_normal(sa).astype("float32"), rng.standard_normal(sb).astype("float32")
+        for got, want in zip(fn(a, b), ref(a, b)):
+            assert got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+        with pytest.raises(ValueError, match="broadcast"):
+            fn(a, np.ones((7, 3), "float32"))

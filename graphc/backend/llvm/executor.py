@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,17 +22,15 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import cache, jit
+from graphc.backend.llvm import cache, gates, jit
 from graphc.backend.llvm.entry import ENTRIES
-from graphc.backend.llvm.expr import ScalarDAG, dag_for_node, input_dependencies
+from graphc.backend.llvm.expr import ScalarDAG, dag_for_node
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
 from graphc.backend.llvm.lowering import NativeNode, make_runner, native_lowering
 from graphc.backend.llvm.scalar import Unsupported
-from graphc.backend.reference import NodeRuntimeError, describe_failure, run_node
-from graphc.config import config
+from graphc.backend.reference import NodeRuntimeError
 from graphc.graph.basic import Apply, Variable
 from graphc.graph.fgraph import FunctionGraph
-from graphc.ops.elemwise import Elemwise
 
 Runner = Callable[[list[Any]], list[Any]]
 
@@ -153,124 +150,8 @@ class _Plan:
 
 
 def _native_runner(plan: _Plan, cfunc: Callable[..., int], debug: bool) -> Runner:
-    """The gate in front of an elementwise kernel: every input is made an ndarray of the
-    kernel's dtype and rank, the output shape is their broadcast (or the call fails), and
-    the outputs are allocated with that shape before native code runs."""
-    node = plan.node
-    taken = tuple(plan.taken)
-    ndim = plan.ndim
-    nin = len(taken)
-    in_dt = tuple(np.dtype(node.inputs[i].dtype) for i in taken)
-    out_dt = tuple(np.dtype(o.dtype) for o in plan.dag.outputs)
-    nout = len(out_dt)
-    # Inputs statically of one element are loaded once by the kernel; the others ("full")
-    # set the iteration space. The common call has every full input of one shape.
-    scalar = [s for _, s in plan.dag.inputs]
-    full_inputs = tuple(k for k in range(nin) if not scalar[k])
-    scalar_inputs = tuple(k for k in range(nin) if scalar[k])
-    ones = (1,) * ndim
-    # A fused node's extra outputs may read fewer inputs, hence broadcast to a smaller shape:
-    # then its kernel (one iteration space) does not apply and the reference runs.
-    partial = [sorted(d) for d in input_dependencies(plan.dag) if len(d) != nin]
-    # With all full inputs of one shape, only a dependency set of scalar inputs alone can
-    # broadcast to another shape.
-    partial_scalar_only = any(not any(k in full_inputs for k in d) for d in partial)
-    threads = kernel_threads()
-    split_factor = _split_factor(plan.dag)
-    post = getattr(node.op, "reduce", None) if not isinstance(node.op, Elemwise) else None
-    ndarray = np.ndarray
-    empty = np.empty
-    cfg = config
-
-    # Output buffers are reused once nothing else refers to them (the caller dropped the
-    # result, or the intermediate was released): fresh pages cost a page fault each.
-    pools: tuple[list[np.ndarray], ...] = tuple([] for _ in out_dt)
-    getrefcount = sys.getrefcount
-
-    def alloc(j: int, shape: tuple[int, ...]) -> np.ndarray:
-        pool = pools[j]
-        for buf in pool:
-            if getrefcount(buf) == 3 and buf.shape == shape:  # the pool, `buf`, the argument
-                return buf
-        buf = empty(shape, out_dt[j])
-        if len(pool) >= 2:
-            pool.pop(0)
-        pool.append(buf)
-        return buf
-
-    def fail(values: list[Any], exc: Exception) -> None:
-        raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
-
-    def reference(values: list[Any]) -> list[Any]:
-        # The reference may return views of its inputs: copy those, so outputs stay fresh.
-        outs = run_node(node, values)
-        return [o.copy() if isinstance(o, ndarray) and any(
-            isinstance(v, ndarray) and np.may_share_memory(o, v) for v in values) else o for o in outs]
-
-    def run(values: list[Any]) -> list[Any]:
-        arrays = [values[i] for i in taken]
-        for k in range(nin):
-            a = arrays[k]
-            if type(a) is not ndarray or a.dtype is not in_dt[k] or a.ndim != ndim:
-                a = np.asarray(a, dtype=in_dt[k])
-                if a.ndim != ndim:
-                    fail(values, ValueError(f"input {taken[k]} has {a.ndim} dimensions, expected {ndim}"))
-                arrays[k] = a
-        shape = arrays[full_inputs[0]].shape if full_inputs else ones
-        same = True
-        for k in full_inputs:
-            if arrays[k].shape != shape:
-                same = False
-                break
-        else:
-            for k in scalar_inputs:
-                if arrays[k].shape != ones:
-                    same = False
-                    break
-        if not same:
-            try:
-                shape = _broadcast_shape([a.shape for a in arrays])
-            except ValueError as exc:
-                fail(values, exc)
-        if partial and (partial_scalar_only or not same):
-            for deps in partial:
-                if _broadcast_shape([arrays[k].shape for k in deps] or [()]) != shape:
-                    return reference(values)
-        outs = [alloc(j, shape) for j in range(nout)]
-        size = outs[0].size
-        if (threads > 1 and size >= PARALLEL_MIN_ELEMENTS * split_factor
-                and all(arrays[k].flags.c_contiguous and arrays[k].shape == shape for k in full_inputs)):
-            rc = _run_split(cfunc, size, arrays + outs, threads)
-            if rc:
-                rc = cfunc(0, WHOLE, *arrays, *outs)
-        else:
-            rc = cfunc(0, WHOLE, *arrays, *outs)
-        if rc:
-            return reference(values)  # raises the reference's error, or computes it
-        if post is not None:
-            try:
-                outs = list(post.perform(node, outs))
-            except (ValueError, IndexError, TypeError) as exc:
-                fail(values, exc)
-        if cfg.nan_guard:  # read per call: it may be switched on after compiling
-            for o in outs:
-                if o.dtype.kind == "f" and np.isnan(o).any():
-                    raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
-        return outs
-
-    run.fresh = True  # type: ignore[attr-defined]  # outputs are never views of inputs
-    if not debug:
-        return run
-
-    def run_checked(values: list[Any]) -> list[Any]:
-        outs = run(values)
-        ref = run_node(node, list(values))
-        for k, (got, want) in enumerate(zip(outs, ref)):
-            _compare(node, k, np.asarray(got), np.asarray(want))
-        return outs
-
-    run_checked.fresh = True  # type: ignore[attr-defined]
-    return run_checked
+    """The gate in front of an elementwise kernel (graphc.backend.llvm.gates)."""
+    return gates.elemwise_runner(plan, cfunc, debug)
 
 
 def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
@@ -295,96 +176,9 @@ def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
         )
 
 
-def _dimshuffle_runner(node: Apply, general: Runner) -> Runner:
-    """DimShuffle as one precomputed view (a transpose, then an index adding and dropping
-    length-1 axes): what ``perform`` computes, without its per-call work. Anything unusual
-    (another dtype or rank, a dropped axis not of length 1) goes to ``general``."""
-    op = node.op
-    perm = op.kept + op.dropped
-    transpose = perm != tuple(range(op.input_ndim))
-    index = tuple(None if o == "x" else slice(None) for o in op.new_order) + (0,) * len(op.dropped)
-    if not op.new_order:
-        index = ()
-    dropped = op.dropped
-    dt = np.dtype(node.inputs[0].dtype)
-    nd = op.input_ndim
-    ndarray = np.ndarray
-    cfg = config
-
-    def run(values: list[Any]) -> list[Any]:
-        x = values[0]
-        if type(x) is not ndarray or x.dtype is not dt or x.ndim != nd or cfg.nan_guard:
-            return general(values)
-        shape = x.shape
-        for d in dropped:
-            if shape[d] != 1:
-                return general(values)  # raises the reference's error
-        if not index:  # a 0-d result: indexing would give a NumPy scalar
-            return [x.reshape(())]
-        return [(x.transpose(perm) if transpose else x)[index]]
-
-    return run
-
-
 def _fallback_runner(node: Apply) -> Runner:
-    """``run_node`` (the reference ``perform`` with its error messages and output checks),
-    with the checks of the common case (arrays of the declared dtype, rank and static
-    sizes) precomputed; anything else goes through ``run_node``'s own checks."""
-    from graphc.ops.dimshuffle import DimShuffle
-
-    general = _reference_runner(node)
-    if type(node.op) is DimShuffle:
-        return _dimshuffle_runner(node, general)
-    return general
-
-
-def _reference_runner(node: Apply) -> Runner:
-    perform = node.op.perform
-    n_out = len(node.outputs)
-    expect = [(np.dtype(v.dtype), v.ndim,
-               tuple((ax, d) for ax, d in enumerate(v.type.shape) if d is not None))
-              for v in node.outputs]
-    ndarray = np.ndarray
-    errors = (ValueError, IndexError, TypeError, ZeroDivisionError, np.linalg.LinAlgError)
-
-    def run(values: list[Any]) -> list[Any]:
-        try:
-            outs = perform(node, values)
-        except NodeRuntimeError:
-            raise
-        except errors as exc:
-            raise NodeRuntimeError(describe_failure(node, values, exc)) from exc
-        if len(outs) == n_out and not config.nan_guard:
-            for value, (dt, nd, fixed) in zip(outs, expect):
-                if type(value) is not ndarray or value.dtype != dt or value.ndim != nd:
-                    break
-                if fixed:
-                    shape = value.shape
-                    if any(shape[ax] != d for ax, d in fixed):
-                        break
-            else:
-                return outs
-        return _check_outputs(node, outs)
-
-    return run
-
-
-def _check_outputs(node: Apply, outs: Sequence[Any]) -> list[Any]:
-    """The output checks of ``run_node`` (kept identical: the reference is the oracle)."""
-    if len(outs) != len(node.outputs):
-        raise RuntimeError(f"{node.op}.perform returned {len(outs)} outputs, not {len(node.outputs)}")
-    checked = []
-    for var, value in zip(node.outputs, outs):
-        if isinstance(value, np.ndarray | np.generic) or np.isscalar(value):
-            value = np.asarray(value)
-            if value.dtype.name != var.dtype:
-                raise RuntimeError(f"{node.op} produced {value.dtype}, its type says {var.dtype}")
-            if not var.type.is_shape_compatible(value.shape):
-                raise RuntimeError(f"{node.op} produced shape {value.shape}, its type says {var.type.shape}")
-            if config.nan_guard and value.dtype.kind == "f" and np.isnan(value).any():
-                raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")
-        checked.append(value)
-    return checked
+    """The reference ``perform`` with its checks (graphc.backend.llvm.gates)."""
+    return gates.fallback_runner(node)
 
 
 class LLVMProgram:
