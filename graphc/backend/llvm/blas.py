@@ -420,14 +420,15 @@ def lower_dot(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
             if not _READY and not load_blas():
                 return run_node(node, values)
-            a, b = gate.arrays(values, (0, 1))
+            a, b = get(values)
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)  # raises the reference's error
-            out = gate.alloc(0, a.shape[:-1] + b.shape[1:])
+            out = alloc(a.shape[:-1] + b.shape[1:])
             if cfunc(0, 0, a, b, out):
                 return run_node(node, values)
             return [out]
@@ -448,17 +449,18 @@ def lower_gemm(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        get, alloc = gate.getter(range(5)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
             if not _READY and not load_blas():
                 return run_node(node, values)
-            c, alpha, a, b, beta = gate.arrays(values, range(5))
+            c, alpha, a, b, beta = get(values)
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)
             shape = a.shape[:-1] + b.shape[1:]
             if c.shape != shape and np.broadcast_shapes(c.shape, shape) != shape:
                 return run_node(node, values)  # C larger than the product: the reference's case
-            out = gate.alloc(0, shape)
+            out = alloc(shape)
             if cfunc(0, 0, c, alpha, a, b, beta, out):
                 return run_node(node, values)
             return [out]
@@ -479,18 +481,19 @@ def lower_matmul(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
             if not _READY and not load_blas():
                 return run_node(node, values)
-            a, b = gate.arrays(values, (0, 1))
+            a, b = get(values)
             if a.shape[-1] != b.shape[-2]:
                 return run_node(node, values)
             try:
                 batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
             except ValueError:
                 return run_node(node, values)
-            out = gate.alloc(0, tuple(batch) + (a.shape[-2], b.shape[-1]))
+            out = alloc(tuple(batch) + (a.shape[-2], b.shape[-1]))
             if cfunc(0, 0, a, b, out):
                 return run_node(node, values)
             return [out]

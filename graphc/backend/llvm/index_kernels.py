@@ -136,10 +136,11 @@ def lower_take(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            a, ix = gate.arrays(values, (0, 1))
-            out = gate.alloc(0, ix.shape + a.shape[1:])
+            a, ix = get(values)
+            out = alloc(ix.shape + a.shape[1:])
             if cfunc(0, 0, a, ix, out):
                 return run_node(node, values)  # an index out of range: the reference's IndexError
             return [out]
@@ -163,9 +164,10 @@ def lower_update(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1, 2)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            a, v, ix = gate.arrays(values, (0, 1, 2))
+            a, v, ix = get(values)
             target = ix.shape + a.shape[1:]
             if v.shape != target:
                 try:
@@ -173,7 +175,7 @@ def lower_update(node: Apply) -> NativeNode | None:
                         return run_node(node, values)
                 except ValueError:
                     return run_node(node, values)  # raises the reference's error
-            out = gate.alloc(0, a.shape)
+            out = alloc(a.shape)
             if cfunc(0, 0, a, v, ix, out):
                 return run_node(node, values)
             return [out]

@@ -252,6 +252,62 @@ class Gate:
             out.append(a)
         return out
 
+    def getter(self, which: Sequence[int]) -> Callable[[Sequence[Any]], list[np.ndarray]]:
+        """``arrays(values, which)`` specialized: the common case (arrays already of the
+        declared dtype and rank) costs a few type checks; anything else goes through
+        ``arrays``."""
+        which = tuple(which)
+        specs = [(i, self.in_dt[i], self.in_nd[i]) for i in which]
+        ndarray = np.ndarray
+        slow = self.arrays
+        if len(specs) == 1:
+            ((i0, d0, n0),) = specs
+
+            def get1(values: Sequence[Any]) -> list[np.ndarray]:
+                a = values[i0]
+                if type(a) is ndarray and a.dtype is d0 and a.ndim == n0:
+                    return [a]
+                return slow(values, which)
+
+            return get1
+        if len(specs) == 2:
+            (i0, d0, n0), (i1, d1, n1) = specs
+
+            def get2(values: Sequence[Any]) -> list[np.ndarray]:
+                a, b = values[i0], values[i1]
+                if (type(a) is ndarray and a.dtype is d0 and a.ndim == n0
+                        and type(b) is ndarray and b.dtype is d1 and b.ndim == n1):
+                    return [a, b]
+                return slow(values, which)
+
+            return get2
+
+        def get(values: Sequence[Any]) -> list[np.ndarray]:
+            out = [values[i] for i in which]
+            for a, (_, d, n) in zip(out, specs):
+                if type(a) is not ndarray or a.dtype is not d or a.ndim != n:
+                    return slow(values, which)
+            return out
+
+        return get
+
+    def allocator(self, j: int) -> Callable[[tuple[int, ...]], np.ndarray]:
+        """``alloc(j, shape)`` as a closure over output ``j``'s pool and dtype."""
+        pool, dt = self.pools[j], self.out_dt[j]
+        getrefcount, empty = sys.getrefcount, np.empty
+
+        def alloc(shape: tuple[int, ...]) -> np.ndarray:
+            for buf in pool:
+                if getrefcount(buf) == 3 and buf.shape == shape:  # the pool, `buf`, the argument
+                    return buf
+            buf = empty(shape, dt)
+            if len(pool) >= 2:
+                pool.pop(0)
+            pool.append(buf)
+            return buf
+
+        return alloc
+
     def alloc(self, j: int, shape: tuple[int, ...]) -> np.ndarray:
         """An output buffer, reused once nothing else refers to it (fresh pages fault)."""
         pool = self.pools[j]
@@ -276,10 +332,11 @@ def broadcast_shape(values: Sequence[Any], shapes: Sequence[tuple[int, ...]]) ->
 def make_runner(node: Apply, native: NativeNode, cfunc: Callable[..., int], debug: bool) -> Runner:
     """The node's runner, with the NaN guard and (``debug``) a reference check per call."""
     run = native.runner(cfunc)
+    cfg = config
 
     def guarded(values: list[Any]) -> list[Any]:
         outs = run(values)
-        if config.nan_guard:  # read per call: it may be switched on after compiling
+        if cfg.nan_guard:  # read per call: it may be switched on after compiling
             for o in outs:
                 if o.dtype.kind == "f" and np.isnan(o).any():
                     raise NodeRuntimeError(f"NaN guard: {node.op} produced NaN (built at {node.trace})")

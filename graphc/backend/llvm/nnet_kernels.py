@@ -244,12 +244,13 @@ def lower_softmax(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
+        get, alloc = gate.getter((0,)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            (a,) = gate.arrays(values, (0,))
+            (a,) = get(values)
             if a.shape[axis] == 0:
                 return run_node(node, values)  # NumPy's max of an empty row: an error
-            out = gate.alloc(0, a.shape)
+            out = alloc(a.shape)
             if cfunc(0, 0, a, out):
                 return run_node(node, values)
             return [out]
@@ -272,12 +273,13 @@ def lower_label_pick(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            a, lab = gate.arrays(values, (0, 1))
+            a, lab = get(values)
             if lab.shape != a.shape[:-1]:
                 return run_node(node, values)  # raises the reference's error
-            out = gate.alloc(0, lab.shape)
+            out = alloc(lab.shape)
             if cfunc(0, 0, a, lab, out):
                 return run_node(node, values)  # a label out of range: the reference says which
             return [out]
@@ -297,13 +299,14 @@ def lower_label_scatter(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
+        get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            gv, lab = gate.arrays(values, (0, 1))
+            gv, lab = get(values)
             shape = getattr(values[2], "shape", None)
             if shape is None or len(shape) != like.ndim or lab.shape != shape[:-1] or gv.shape != lab.shape:
                 return run_node(node, values)
-            out = gate.alloc(0, tuple(shape))
+            out = alloc(tuple(shape))
             if cfunc(0, 0, gv, lab, out):
                 return run_node(node, values)
             return [out]

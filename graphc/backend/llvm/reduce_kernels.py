@@ -25,6 +25,7 @@ extreme (the first NaN if any), over the reduced axes flattened in order.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -364,12 +365,14 @@ def _reduce_native(node: Apply, dag: ScalarDAG, taken: list[int], axes: tuple[in
     name = kernel_id("gcred", kind, ndim, axes, out_dtype, *tag)
     nin = len(taken)
     empty_fails = kind in _NO_IDENTITY
+    kept_shape, reduced_shape = _picker(kept), _picker(axes)
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        get, alloc = gate.getter(taken), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            arrays = gate.arrays(values, taken)
+            arrays = get(values)
             if nin == 1:
                 shape = arrays[0].shape
             else:
@@ -377,9 +380,9 @@ def _reduce_native(node: Apply, dag: ScalarDAG, taken: list[int], axes: tuple[in
                     shape = np.broadcast_shapes(*(a.shape for a in arrays))
                 except ValueError:
                     return run_node(node, values)  # raises the reference's error
-            if empty_fails and any(shape[d] == 0 for d in axes):
+            if empty_fails and 0 in reduced_shape(shape):
                 return run_node(node, values)
-            out = gate.alloc(0, tuple(shape[d] for d in kept))
+            out = alloc(kept_shape(shape))
             if cfunc(0, 0, *arrays, out):
                 return run_node(node, values)
             return [out]
@@ -387,6 +390,16 @@ def _reduce_native(node: Apply, dag: ScalarDAG, taken: list[int], axes: tuple[in
         return run
 
     return NativeNode(name, nin + 1, lambda m: build(m, name), runner)
+
+
+def _picker(dims: Sequence[int]) -> Callable[[tuple[int, ...]], tuple[int, ...]]:
+    """``lambda shape: tuple(shape[d] for d in dims)``, without a generator per call."""
+    if not dims:
+        return lambda shape: ()
+    if len(dims) == 1:
+        (d0,) = dims
+        return lambda shape: (shape[d0],)
+    return itemgetter(*dims)
 
 
 def _identity_dag(node: Apply) -> ScalarDAG:
@@ -455,14 +468,15 @@ def lower_sum_to_shape(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        get, alloc = gate.getter((0,)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            (a,) = gate.arrays(values, (0,))
+            (a,) = get(values)
             shape = tuple(getattr(values[1], "shape", ()))
             if len(shape) != like.ndim or any(
                     shape[d - lead] != (1 if d in axes else a.shape[d]) for d in range(lead, a.ndim)):
                 return run_node(node, values)
-            out = gate.alloc(0, shape)
+            out = alloc(shape)
             if cfunc(0, 0, a, out):
                 return run_node(node, values)
             return [out]
