@@ -83,12 +83,17 @@ def unpack_ir(blob: bytes) -> tuple[str | None, str | None]:
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 of graphc's Python sources: any change to a code generator changes the key."""
-    root = Path(__file__).resolve().parents[2]  # the graphc package
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # graphc/
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
+        rel = os.path.relpath(folder, root).replace(os.sep, "/")
+        files += [(f"{rel}/{n}", os.path.join(folder, n)) for n in names if n.endswith(".py")]
     h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        h.update(path.relative_to(root).as_posix().encode())
-        h.update(b"\0")
-        h.update(path.read_bytes())
+    for rel, path in sorted(files):
+        h.update(rel.encode() + b"\0")
+        with open(path, "rb") as f:
+            h.update(f.read())
     return h.hexdigest()
 
 
