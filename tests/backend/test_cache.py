@@ -215,3 +215,16 @@ def test_unwritable_cache_dir_still_compiles(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setattr(executor, "_kernels", {})
     fn = _compile_and_check(rng)
     assert fn._program.native_nodes
+
+
+def test_prune_removes_least_recently_used(tmp_path: Path) -> None:
+    d = tmp_path / "llvm"
+    d.mkdir()
+    for k in range(5):
+        p = d / f"{k:064d}{cache.SUFFIX}"
+        p.write_bytes(b"x" * 1000)
+        os.utime(p, (1000 + k, 1000 + k))
+    (d / f".tmp-partial{cache.SUFFIX}").write_bytes(b"x" * 5000)  # a writer's file: left alone
+    assert cache.prune(d, max_bytes=2500) == 3
+    left = sorted(p.name for p in d.iterdir())
+    assert left == [f".tmp-partial{cache.SUFFIX}", f"{3:064d}{cache.SUFFIX}", f"{4:064d}{cache.SUFFIX}"]

@@ -49,6 +49,7 @@ MAGIC = b"GRAPHC-KERNELS-1\n"
 FORMAT = 2
 SUFFIX = ".gco"
 _HEADER = len(MAGIC) + 32 + 4  # magic, sha256 of the rest, length of the JSON metadata
+MAX_BYTES = 1 << 30  # beyond this, least recently used entries are removed (after each write)
 
 
 @dataclass
@@ -188,7 +189,12 @@ def load(key: str) -> Entry | None:
     except OSError:
         return None
     try:
-        return decode(data, key)
+        entry = decode(data, key)
+        try:
+            os.utime(path)  # recently used: pruning removes the least recently used first
+        except OSError:
+            pass
+        return entry
     except (CorruptEntry, KeyError, TypeError, ValueError, struct.error, zlib.error) as exc:
         log.warning("graphc compile cache: discarding corrupted entry %s (%s)", path, exc)
         try:
@@ -210,6 +216,7 @@ def store(entry: Entry) -> Path | None:
         with os.fdopen(fd, "wb") as f:
             f.write(encode(entry))
         os.replace(tmp, path)
+        prune(path.parent)
         return path
     except OSError as exc:  # read-only or full disk: compiling still works, just uncached
         log.warning("graphc compile cache: cannot write %s (%s)", path, exc)
@@ -219,6 +226,35 @@ def store(entry: Entry) -> Path | None:
             except OSError:
                 pass
         return None
+
+
+def prune(directory: Path, max_bytes: int | None = None) -> int:
+    """Remove the least recently used entries while the directory holds more than
+    ``max_bytes`` (``MAX_BYTES``); returns how many were removed. Other processes may
+    remove the same files at the same time: that is fine."""
+    limit = MAX_BYTES if max_bytes is None else max_bytes
+    files = []
+    total = 0
+    try:
+        with os.scandir(directory) as it:
+            for e in it:
+                if e.name.endswith(SUFFIX) and not e.name.startswith(".tmp-"):
+                    st = e.stat()
+                    files.append((st.st_mtime, st.st_size, e.path))
+                    total += st.st_size
+    except OSError:
+        return 0
+    removed = 0
+    for _, size, path in sorted(files):
+        if total <= limit:
+            break
+        try:
+            os.unlink(path)
+            removed += 1
+        except OSError:
+            pass
+        total -= size
+    return removed
 
 
 def clear() -> int:
@@ -254,14 +290,20 @@ def compile_kernels(
 
     key = module_key(list(builders), opt)
     entry = load(key)
-    if entry is not None and set(entry.names) | set(entry.failures) == set(builders):
+    if (entry is not None and set(entry.names) | set(entry.failures) == set(builders)
+            and (not entry.entries or fast.available())):
         if not entry.names:
             return None, entry.failures
-        engine, addresses = jit.load_object(entry.obj, entry.names + [n + fast.SUFFIX for n in entry.entries])
-        compiled = jit.CompiledModule(engine, addresses, ir_source=entry.ir_texts, obj=entry.obj,
-                                      key=key, from_cache=True)
-        _register_entries(compiled, entry.entries)
-        return compiled, entry.failures
+        try:
+            symbols = entry.names + [n + fast.SUFFIX for n in entry.entries]
+            engine, addresses = jit.load_object(entry.obj, symbols)
+        except RuntimeError as exc:  # e.g. a kernel missing from the object: compile afresh
+            log.warning("graphc compile cache: cannot load entry %s (%s); recompiling", key, exc)
+        else:
+            compiled = jit.CompiledModule(engine, addresses, ir_source=entry.ir_texts, obj=entry.obj,
+                                          key=key, from_cache=True)
+            _register_entries(compiled, entry.entries)
+            return compiled, entry.failures
 
     module = ir.Module(name="graphc")
     built: list[str] = []
