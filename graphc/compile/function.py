@@ -259,10 +259,16 @@ class Function:
     @borrow_outputs.setter
     def borrow_outputs(self, value: Sequence[bool]) -> None:
         self._borrow_outputs = list(value)
-        # Per output: 0 return as is, 1 copy if it is an update's value, 2 full alias check.
-        self._out_modes = [0 if borrow else 1 if self._fresh[k] else 2
-                           for k, borrow in enumerate(self._borrow_outputs)]
+        # Per output: 0 return as is, 1 copy (it is also an update's value, so the shared
+        # variable will hold it), 2 full alias check. A fresh output is allocated by the
+        # program for its variable alone: it can only be an update's value if it is the
+        # same variable.
+        updated_vars = set(self.fgraph.outputs[self.n_outputs:])
+        self._out_modes = [
+            0 if borrow else (1 if self.fgraph.outputs[k] in updated_vars else 0) if self._fresh[k] else 2
+            for k, borrow in enumerate(self._borrow_outputs)]
         self._upd_checks = [not f for f in self._fresh[self.n_outputs:]]
+        self._store_updates = _update_storer(self._updated_containers, self._upd_checks)
 
     def _bind(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
         n = len(self.ins)
@@ -312,20 +318,14 @@ class Function:
         n_out = self.n_outputs
         new_values = results[n_out:]
         if new_values:
-            for c, value, check in zip(self._updated_containers, new_values, self._upd_checks):
-                if type(value) is not np.ndarray:
-                    value = np.asarray(value)
-                if check and any(value is p or np.may_share_memory(value, p) for p in inputs):
-                    value = value.copy()
-                c.value = value
+            self._store_updates(new_values, inputs)
         outputs = results[:n_out]
         for k, mode in enumerate(self._out_modes):
             o = outputs[k]
             if type(o) is not np.ndarray:
                 o = outputs[k] = np.asarray(o)
             if mode == 1:
-                if any(o is u for u in new_values):
-                    outputs[k] = o.copy()
+                outputs[k] = o.copy()
             elif mode == 2:
                 outputs[k] = _unaliased(o, inputs + shared_values + new_values)
         if self.single:
@@ -369,6 +369,32 @@ class Function:
         """``(node, kernel name)`` for each node of the optimized graph that runs natively."""
         program = self._native("native_kernels()")
         return [(node, program.kernel_of[node]) for node in program.native_nodes]
+
+
+def _update_storer(containers: list[Any], checks: list[bool]) -> Any:
+    """``store(new_values, inputs)`` putting each update's value in its shared variable's
+    container: generated straight-line code (a training step may update dozens). A value
+    the program did not allocate itself (``checks``) is copied if it aliases an input."""
+    names: dict[str, Any] = {"ndarray": np.ndarray, "asarray": np.asarray, "unaliased": _input_unaliased}
+    lines = ["def store(new, inputs):"]
+    for k, (c, check) in enumerate(zip(containers, checks)):
+        names[f"c{k}"] = c
+        lines.append(f"    v = new[{k}]")
+        lines.append("    if type(v) is not ndarray:")
+        lines.append("        v = asarray(v)")
+        if check:
+            lines.append("    v = unaliased(v, inputs)")
+        lines.append(f"    c{k}.value = v")
+    if not containers:
+        lines.append("    pass")
+    exec(compile("\n".join(lines), "<graphc update storer>", "exec"), names)  # noqa: S102 -- our own text
+    return names["store"]
+
+
+def _input_unaliased(value: np.ndarray, inputs: list[Any]) -> np.ndarray:
+    if any(value is p or np.may_share_memory(value, p) for p in inputs):
+        return value.copy()
+    return value
 
 
 def _unaliased(value: np.ndarray, protected: list[np.ndarray]) -> np.ndarray:

@@ -146,3 +146,12 @@ def test_gate_remembers_shapes_but_checks_every_call() -> None:
             np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
         with pytest.raises(ValueError, match="broadcast"):
             fn(a, np.ones((7, 3), "float32"))
+
+
+def test_output_merged_with_an_update_is_a_copy() -> None:
+    w = graphc.shared(np.ones(3, "float32"), name="w")
+    fn = graphc.function([], T.exp(w) * 2, updates=[(w, T.exp(w) * 2)], mode=NATIVE)  # merged by CSE
+    out = fn()
+    assert not np.may_share_memory(out, w.get_value(borrow=True))
+    out[:] = 0
+    np.testing.assert_allclose(w.get_value(), np.full(3, np.e * 2, "float32"), rtol=1e-6)
