@@ -100,12 +100,12 @@ def test_tutorial_grid_search_in_parallel():
     from sklearn.model_selection import GridSearchCV
 
     x, y = _digits()
-    model = KerasClassifier(build_fn=build_tutorial_model, epochs=8, batch_size=64, verbose=0)
+    model = KerasClassifier(build_fn=build_tutorial_model, epochs=15, batch_size=64, verbose=0)
     param_grid = dict(nodes=[16, 32], lr=[0.001, 0.01])
     grid = GridSearchCV(estimator=model, param_grid=param_grid, cv=3, n_jobs=2, refit=True)
     grid_result = grid.fit(x, y)
     assert len(grid_result.cv_results_["params"]) == 4
-    assert grid_result.best_params_["lr"] == 0.01  # 8 epochs at lr=0.001 barely start learning
+    assert grid_result.best_params_["lr"] == 0.01  # at lr=0.001 the net is still far from converged
     assert grid_result.best_score_ > 0.8
     assert grid_result.best_estimator_.score(x, y) > 0.85
     assert grid_result.predict(x[:3]).shape == (3,)
