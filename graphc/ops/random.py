@@ -2,11 +2,28 @@
 
 Each random variable owns a shared variable holding its stream state, a uint64
 array ``[key, counter]``. The random op maps ``(state, size, params)`` to
-``(new_state, sample)`` where ``new_state`` is ``[key, counter + 1]`` and the
-sample is a pure function of the state: it is drawn from NumPy's Philox
-(4x64-10) bit generator with the 128-bit key ``(key, counter)`` and its block
-counter at 0, so a native backend can reproduce the raw bits. The state's ``default_update`` is the new
-state, so every compiled function that uses a sample advances its stream.
+``(new_state, sample)`` where ``new_state`` is ``[key, counter + 1]`` (wrapping)
+and the sample is a pure function of the state, defined here so that a native
+backend can compute every element independently (graphc.backend.llvm.random_kernels):
+
+- The raw bits are Philox4x64-10 words with the 128-bit key ``(key, counter)``:
+  word ``i`` of *trial stream* ``t`` is word ``i % 4`` of the block with counter
+  ``[i // 4 + 1, t, 0, 0]`` (NumPy's ``Philox(key=state, counter=[0, t, 0, 0])``
+  ``.random_raw``). ``x_i = word_i >> 11`` is a 53-bit integer.
+- uniform: ``low + (high - low) * u`` with ``u = x * 2**-53`` in [0, 1) (stream 0;
+  the same numbers as ``Generator(Philox(key=state)).random``).
+- normal: Box-Muller on pairs of words: elements ``2j, 2j+1`` use words ``2j, 2j+1``,
+  ``u1 = (x_2j + 1) * 2**-53`` in (0, 1], ``u2 = x_2j+1 * 2**-53``; ``r =
+  sqrt(-2 log u1)`` and the angle ``2 pi u2`` reduced exactly to a quadrant and
+  ``|theta| <= pi/4`` (so sin/cos need no large-argument reduction); the samples are
+  ``r cos(2 pi u2)``, ``r sin(2 pi u2)``, then ``avg + std * z``.
+- binomial: ``sum over t < n`` of ``u_t < p`` where ``u_t`` is element ``i``'s uniform of
+  trial stream ``t``: exact counts (``n = 1`` is one comparison per element, as
+  ``uniform < p``); the cost grows with ``n``.
+
+Everything is computed in float64 and then cast to the sample dtype. The state's
+``default_update`` is the new state, so every compiled function that uses a sample
+advances its stream.
 """
 
 from __future__ import annotations
@@ -30,21 +47,70 @@ STATE_TYPE = TensorType("uint64", (2,))
 
 
 def generator_for_state(state: np.ndarray) -> np.random.Generator:
-    """The generator whose draws are the sample for ``state = [key, counter]``."""
+    """The generator whose ``random()`` draws are the uniform sample for ``state = [key, counter]``."""
     key = np.asarray(state, dtype=np.uint64)
     return np.random.Generator(np.random.Philox(key=key, counter=0))
 
 
-def _draw_uniform(rng: np.random.Generator, size: tuple, low: Any, high: Any) -> np.ndarray:
-    return low + (high - low) * rng.random(size)
+_U53 = 2.0 ** -53
+TWO_PI = 2.0 * np.pi
+_ELEVEN = np.uint64(11)
 
 
-def _draw_normal(rng: np.random.Generator, size: tuple, avg: Any, std: Any) -> np.ndarray:
-    return avg + std * rng.standard_normal(size)
+def philox_words(state: np.ndarray, count: int, trial: int = 0) -> np.ndarray:
+    """Words ``0..count-1`` of trial stream ``trial`` for ``state`` (see the module doc)."""
+    bitgen = np.random.Philox(key=np.asarray(state, dtype=np.uint64),
+                              counter=np.array([0, trial, 0, 0], dtype=np.uint64))
+    return bitgen.random_raw(count)
 
 
-def _draw_binomial(rng: np.random.Generator, size: tuple, n: Any, p: Any) -> np.ndarray:
-    return rng.binomial(n, p, size)
+def _uniform01(state: np.ndarray, count: int, trial: int = 0) -> np.ndarray:
+    return (philox_words(state, count, trial) >> _ELEVEN).astype(np.float64) * _U53
+
+
+def standard_normal(state: np.ndarray, count: int) -> np.ndarray:
+    """``count`` float64 standard normal samples for ``state`` (Box-Muller, module doc)."""
+    pairs = (count + 1) // 2
+    x = (philox_words(state, 2 * pairs) >> _ELEVEN).astype(np.float64).reshape(pairs, 2)
+    u1 = (x[:, 0] + 1.0) * _U53
+    u2 = x[:, 1] * _U53
+    rad = np.sqrt(-2.0 * np.log(u1))
+    quadrant = np.rint(4.0 * u2)
+    theta = (u2 - 0.25 * quadrant) * TWO_PI  # exact reduction: |theta| <= pi/4
+    s, c = np.sin(theta), np.cos(theta)
+    k = quadrant.astype(np.int64) & 3
+    z = np.empty((pairs, 2))
+    z[:, 0] = rad * np.choose(k, [c, -s, -c, s])
+    z[:, 1] = rad * np.choose(k, [s, c, -s, -c])
+    return z.reshape(-1)[:count]
+
+
+def _draw_uniform(state: np.ndarray, size: tuple, low: Any, high: Any) -> np.ndarray:
+    return low + (high - low) * _uniform01(state, _count(size)).reshape(size)
+
+
+def _draw_normal(state: np.ndarray, size: tuple, avg: Any, std: Any) -> np.ndarray:
+    return avg + std * standard_normal(state, _count(size)).reshape(size)
+
+
+def _draw_binomial(state: np.ndarray, size: tuple, n: Any, p: Any) -> np.ndarray:
+    n = np.asarray(n)
+    if n.dtype.kind == "f":
+        if not np.all(np.isfinite(n)):
+            raise ValueError("binomial: n must be finite")
+        n = np.trunc(n)
+    n = n.astype(np.int64)
+    if np.any(n < 0):
+        raise ValueError("binomial: n must be >= 0")
+    count = _count(size)
+    counts = np.zeros(size, dtype=np.int64)
+    for t in range(int(n.max()) if n.size and count else 0):
+        counts += (_uniform01(state, count, t).reshape(size) < p) & (t < n)
+    return counts
+
+
+def _count(size: tuple) -> int:
+    return int(np.prod(size, dtype=np.int64))
 
 
 _DRAWS = {"uniform": _draw_uniform, "normal": _draw_normal, "binomial": _draw_binomial}
@@ -111,11 +177,16 @@ class RandomVariable(Op):
             size = np.broadcast_shapes(np.shape(a), np.shape(b))
         if any(s < 0 for s in size):
             raise ValueError(f"{self}: negative size {size}")
-        np.broadcast_shapes(np.shape(a), np.shape(b), size)  # params must fit the sample shape
-        if self.dist == "binomial" and (np.any(np.asarray(b) < 0) or np.any(np.asarray(b) > 1)):
+        if np.broadcast_shapes(np.shape(a), np.shape(b), size) != size:
+            raise ValueError(f"{self}: parameters of shapes {np.shape(a)}, {np.shape(b)} do not fit "
+                             f"the sample shape {size}")
+        if self.dist == "binomial" and not np.all((np.asarray(b) >= 0) & (np.asarray(b) <= 1)):
             raise ValueError(f"{self}: p must lie in [0, 1]")
-        sample = _DRAWS[self.dist](generator_for_state(state), size, a, b)
-        new_state = np.array([state[0], state[1] + np.uint64(1)], dtype=np.uint64)
+        state = np.asarray(state, dtype=np.uint64)
+        if state.shape != (2,):
+            raise ValueError(f"{self}: the state must be [key, counter], got shape {state.shape}")
+        sample = _DRAWS[self.dist](state, size, a, b)
+        new_state = state + np.array([0, 1], dtype=np.uint64)  # wraps, as the native kernels
         return [new_state, np.asarray(sample).astype(self.dtype, copy=False)]
 
     def L_op(self, inputs: Sequence[Variable], outputs: Sequence[Variable],
