@@ -11,7 +11,7 @@ import graphc
 import graphc.tensor as T
 from graphc.compile.shared import SharedVariable
 from graphc.gradient import NullTypeGradError
-from graphc.ops.random import RandomVariable, generator_for_state
+from graphc.ops.random import RandomVariable, generator_for_state, philox_words, standard_normal
 from graphc.ops.registry import OPS
 
 # Random ops are not differentiable: no gradient cases in this family.
@@ -233,3 +233,78 @@ def test_op_identity():
     a = RandomVariable("uniform", "float32", 2, "scalars")
     assert a == RandomVariable("uniform", "float32", 2, "scalars")
     assert a != RandomVariable("normal", "float32", 2, "scalars")
+
+
+# ---------------------------------------------------------------------------------------
+# the counter-based definition of the samples (what native kernels reproduce)
+def _state_of(srng):
+    return [s.get_value().copy() for s, _ in srng.updates()]
+
+
+def test_normal_is_box_muller_of_the_state_words():
+    srng = T.random.RandomStream(21)
+    z = srng.normal((3, 5), avg=1.0, std=2.0, dtype="float64")
+    (before,) = _state_of(srng)
+    out = run([], z)()
+    np.testing.assert_array_equal(out, 1.0 + 2.0 * standard_normal(before, 15).reshape(3, 5))
+    # element i depends only on its index: a longer draw starts with the same numbers
+    np.testing.assert_array_equal(standard_normal(before, 15), standard_normal(before, 40)[:15])
+    assert np.all(np.isfinite(standard_normal(np.array([0, 0], np.uint64), 10_001)))
+
+
+def test_binomial_counts_trials_of_the_state_streams():
+    srng = T.random.RandomStream(22)
+    b = srng.binomial((4, 6), n=3, p=0.4)
+    (before,) = _state_of(srng)
+    out = run([], b)()
+    u = [(philox_words(before, 24, t) >> np.uint64(11)) * 2.0 ** -53 for t in range(3)]
+    np.testing.assert_array_equal(out.reshape(-1), sum((x < 0.4).astype(np.int64) for x in u))
+    # n = 1 is a uniform compared with p: the same words as uniform's
+    srng2 = T.random.RandomStream(22)
+    bern, unif = srng2.binomial((50,), p=0.3), srng2.uniform((50,), dtype="float64")
+    (s_b, s_u) = _state_of(srng2)
+    s_u[:] = s_b
+    srng2.updates()[1][0].set_value(s_u)
+    got_b, got_u = run([], [bern, unif])()
+    np.testing.assert_array_equal(got_b, (got_u < 0.3).astype(np.int64))
+
+
+def test_binomial_edge_parameters():
+    srng = T.random.RandomStream(23)
+    n, p = T.lvector("n"), T.dvector("p")
+    f = run([n, p], srng.binomial((20, 4), n=n, p=p, dtype="int32"))
+    out = f(np.array([0, 5, 5, 7]), np.array([0.5, 0.0, 1.0, 0.5]))
+    assert out.dtype == np.int32 and out.shape == (20, 4)
+    np.testing.assert_array_equal(out[:, :3], np.broadcast_to([0, 0, 5], (20, 3)))
+    assert 0 <= out[:, 3].min() and out[:, 3].max() <= 7 and out[:, 3].std() > 0
+    fn = run([p], srng.binomial((3,), n=T.as_tensor_variable(np.array([2.9, 1.0, 0.0])), p=p))
+    assert fn(np.array([1.0, 1.0, 1.0])).tolist() == [2, 1, 0]  # float n truncates
+    with pytest.raises(ValueError):
+        f(np.array([0, 5, 5, 7]), np.array([0.5, np.nan, 1.0, 0.5]))
+    with pytest.raises(ValueError):
+        f(np.array([0, -5, 5, 7]), np.array([0.5, 0.5, 1.0, 0.5]))
+
+
+def test_state_counter_wraps_and_key_is_kept():
+    srng = T.random.RandomStream(24)
+    u = srng.uniform((2,))
+    (state, _), = srng.updates()
+    state.set_value(np.array([77, 2**64 - 1], dtype=np.uint64))
+    f = run([], u)
+    a = f()
+    np.testing.assert_array_equal(state.get_value(), [77, 0])
+    b = f()
+    np.testing.assert_array_equal(state.get_value(), [77, 1])
+    assert not np.array_equal(a, b)
+
+
+def test_parameters_must_fit_the_size():
+    srng = T.random.RandomStream(25)
+    lo = T.dvector("lo")
+    f = run([lo], srng.uniform((2, 3), low=lo, high=lo + 1.0, dtype="float64"))
+    assert f(np.zeros(3)).shape == (2, 3) and f(np.zeros(1)).shape == (2, 3)
+    with pytest.raises(ValueError):
+        f(np.zeros(2))
+    g = run([lo], srng.normal((1,), avg=lo, dtype="float64"))
+    with pytest.raises(ValueError):
+        g(np.zeros(3))  # would broadcast the sample beyond its size
