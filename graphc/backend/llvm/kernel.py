@@ -7,13 +7,14 @@ structs (their layout is NumPy's public ABI; checked at import by
 caller has already checked dtypes, ranks and broadcast-compatible shapes and
 allocated the outputs with the broadcast shape.
 
-Two paths: when every array is C-contiguous with the output's shape (inputs
-that are statically one element are loaded once), a single flat loop that LLVM
-vectorizes, over the flat range [start, stop) so threads can share it;
-otherwise nested loops over the output's dimensions with per-array element
-strides (0 along broadcast dimensions), the innermost in blocks where operands
-that are not unit-stride are first copied into small buffers (as NumPy's
-buffered iteration), so the math still runs on vectors. Returns 0, 1 when an
+The math lives in one internal function per kernel (``<name>.body``: a loop over
+unit-stride pointers that LLVM vectorizes), called by two paths: when every
+array is C-contiguous with the output's shape (inputs that are statically one
+element are loaded once), once over the flat range [start, stop) so threads can
+share it; otherwise from nested loops over the output's dimensions with
+per-array element strides (0 along broadcast dimensions), once per block of the
+innermost dimension, operands that are not unit-stride being first copied into
+small buffers (as NumPy's buffered iteration), so the math still runs on vectors. Returns 0, 1 when an
 op reported an error (the executor then re-runs the reference to raise it), 2
 for unaligned data, 3 when asked for part of a strided run.
 """
@@ -28,6 +29,7 @@ from llvmlite import ir
 
 from graphc.backend.llvm.expr import ScalarDAG, SNode, topo_order
 from graphc.backend.llvm.irutil import I8, I32, I64, NATIVE_DTYPES, PTR, const, mem_type
+from graphc.backend.llvm.jit import BODY_SUFFIX
 from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_apply
 
 # PyArrayObject_fields: PyObject_HEAD, data, nd, dimensions, strides, base, descr, flags.
@@ -121,6 +123,45 @@ def check_dag(dag: ScalarDAG) -> None:
             check_apply(node.op, node.params, [a.dtype for a in node.args], node.impl)
 
 
+def _build_body(module: ir.Module, name: str, dag: ScalarDAG, in_dtypes: list[str],
+                out_dtypes: list[str], scalar_in: list[bool]) -> ir.Function:
+    """``i32 body(i64 lo, i64 hi, ptr in0, ..., ptr out0, ...)``: the math over elements
+    [lo, hi) of unit-stride pointers (statically one-element inputs: element 0 each time).
+
+    Both paths of the kernel call it (the contiguous one once, the strided one per block),
+    so the math, often a long vectorized polynomial, is compiled once per kernel instead of
+    once per path: about half the IR to optimize and code-generate."""
+    nin, nout = len(in_dtypes), len(out_dtypes)
+    fn = ir.Function(module, ir.FunctionType(I32, [I64, I64] + [PTR] * (nin + nout)), name=name)
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")  # two call sites: inlining would undo the sharing
+    fn.attributes.add("nounwind")
+    lo, hi = fn.args[:2]
+    ptrs = list(fn.args[2:])
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    status = b.alloca(I32, name="status")
+    b.store(ir.Constant(I32, STATUS_OK), status)
+    ctx = Ctx(b, status)
+    run = fn.append_basic_block("run")
+    done = fn.append_basic_block("done")
+    b.cbranch(b.icmp_signed("<", lo, hi), run, done)
+    b.position_at_end(run)
+    fixed = {i: _load_elem(b, ptrs[i], ir.Constant(I64, 0), in_dtypes[i])
+             for i in range(nin) if scalar_in[i]}
+
+    def step(i: ir.Value) -> None:
+        vals = [fixed[k] if k in fixed else _load_elem(b, ptrs[k], i, in_dtypes[k])
+                for k in range(nin)]
+        for j, v in enumerate(evaluate(ctx, dag.outputs, vals)):
+            _store_elem(b, v, ptrs[nin + j], i, out_dtypes[j])
+
+    _loop(b, hi, step, start=lo)
+    b.branch(done)
+    b.position_at_end(done)
+    b.ret(b.load(status, typ=I32))
+    return fn
+
+
 def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[str]) -> str:
     """Add the kernel for ``dag`` over ``ndim``-d arrays to ``module``; returns its name."""
     name = kernel_name(dag, ndim)
@@ -131,6 +172,10 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
         if d not in NATIVE_DTYPES:
             raise Unsupported(f"dtype {d} has no native kernels")
     nin, nout = len(dag.inputs), len(dag.outputs)
+    in_dtypes = [d for d, _ in dag.inputs]
+    dtypes = in_dtypes + out_dtypes
+    scalar_in = [s for _, s in dag.inputs]
+    body_fn = _build_body(module, name + BODY_SUFFIX, dag, in_dtypes, out_dtypes, scalar_in)
     fn = ir.Function(module, ir.FunctionType(I32, [I64, I64] + [PTR] * (nin + nout)), name=name)
     fn.attributes.add("nounwind")
     start, stop = fn.args[:2]
@@ -138,10 +183,11 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     status = b.alloca(I32, name="status")
     b.store(ir.Constant(I32, STATUS_OK), status)
-    ctx = Ctx(b, status)
-    in_dtypes = [d for d, _ in dag.inputs]
-    dtypes = in_dtypes + out_dtypes
-    scalar_in = [s for _, s in dag.inputs]
+
+    def call_body(lo: ir.Value, hi: ir.Value, ptrs: list[ir.Value]) -> None:
+        rc = b.call(body_fn, [lo, hi, *ptrs])
+        b.store(b.or_(b.load(status, typ=I32), rc), status)
+
     # Block buffers of the strided path (in the entry block, so they are plain stack slots).
     tmp = [b.bitcast(b.alloca(mem_type(d), size=BLOCK, name=f"buf{k}"), PTR) for k, d in enumerate(dtypes)]
 
@@ -179,23 +225,12 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     work = fn.append_basic_block("work")
     b.cbranch(b.icmp_signed(">", n, ir.Constant(I64, 0)), work, done)
     b.position_at_end(work)
-    # Statically one-element inputs: one load (n > 0 here, so they hold an element).
-    fixed = {i: _load_elem(b, data[i], ir.Constant(I64, 0), in_dtypes[i])
-             for i in range(nin) if scalar_in[i]}
     flat = fn.append_basic_block("contiguous")
     strided = fn.append_basic_block("strided")
     b.cbranch(contig, flat, strided)
 
-    def compute(index_of) -> None:
-        vals = [fixed[i] if i in fixed else _load_elem(b, data[i], index_of(i), in_dtypes[i])
-                for i in range(nin)]
-        outs = evaluate(ctx, dag.outputs, vals)
-        for j, v in enumerate(outs):
-            _store_elem(b, v, data[nin + j], index_of(nin + j), out_dtypes[j])
-
     b.position_at_end(flat)
-    hi = b.select(b.icmp_signed("<", stop, n), stop, n)
-    _loop(b, hi, lambda i: compute(lambda k: i), start=start)
+    call_body(start, b.select(b.icmp_signed("<", stop, n), stop, n), data)
     b.branch(done)
 
     b.position_at_end(strided)
@@ -222,7 +257,7 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     def row(offs: list[ir.Value]) -> None:
         """The innermost dimension in blocks of BLOCK: operands that are not unit-stride
         (broadcast: stride 0, or transposed) are first copied into small buffers, so the
-        loop doing the math always reads unit-stride pointers and vectorizes."""
+        body doing the math always reads unit-stride pointers and vectorizes."""
         length = shape[ndim - 1]
         nblocks = b.udiv(b.add(length, ir.Constant(I64, BLOCK - 1)), ir.Constant(I64, BLOCK))
 
@@ -230,10 +265,11 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
             first = b.mul(bi, ir.Constant(I64, BLOCK))
             left = b.sub(length, first)
             m = b.select(b.icmp_signed("<", left, ir.Constant(I64, BLOCK)), left, ir.Constant(I64, BLOCK))
-            ptrs: dict[int, ir.Value] = {}
+            ptrs: list[ir.Value] = []
             scatter = []
             for k in range(len(arrays)):
-                if k in fixed:
+                if k < nin and scalar_in[k]:
+                    ptrs.append(data[k])  # the body reads its element 0
                     continue
                 st = estrides[k][ndim - 1]
                 base = b.add(offs[k], b.mul(first, st))
@@ -249,15 +285,9 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
                         _loop(b, m, copy)
                 else:
                     scatter.append((k, base, st, unit, mt))
-                ptrs[k] = b.select(unit, b.gep(data[k], [base], source_etype=mt), tmp[k])
+                ptrs.append(b.select(unit, b.gep(data[k], [base], source_etype=mt), tmp[k]))
 
-            def body(j: ir.Value) -> None:
-                vals = [fixed[i] if i in fixed else _load_elem(b, ptrs[i], j, in_dtypes[i])
-                        for i in range(nin)]
-                for q, v in enumerate(evaluate(ctx, dag.outputs, vals)):
-                    _store_elem(b, v, ptrs[nin + q], j, out_dtypes[q])
-
-            _loop(b, m, body)
+            call_body(ir.Constant(I64, 0), m, ptrs)
             for k, base, st, unit, mt in scatter:
                 with b.if_then(b.not_(unit)):
                     def put(j: ir.Value, k: int = k, base: ir.Value = base, st: ir.Value = st,
@@ -271,7 +301,9 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
 
     def nest(d: int, offs: list[ir.Value]) -> None:
         if d == ndim:  # rank 0 (never strided, but the path must exist)
-            compute(lambda k: offs[k])
+            call_body(ir.Constant(I64, 0), ir.Constant(I64, 1),
+                      [b.gep(data[k], [offs[k]], source_etype=mem_type(dtypes[k]))
+                       for k in range(len(arrays))])
             return
         if d == ndim - 1:
             row(offs)
