@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import vmath
+from graphc.backend.llvm import vmath, vmath_trig
 from graphc.backend.llvm.irutil import (
     NATIVE_DTYPES,
     call_intr,
@@ -285,7 +285,7 @@ def _pow(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
     b = ctx.b
     base, e = v
     if is_float(t):
-        return call_intr(b, "pow", base, e)
+        return vmath_trig.call_pow(b, base, e)
     ty = base.type
     if is_signed(t):  # NumPy raises for negative integer exponents
         ctx.fail_if(b.icmp_signed("<", e, ir.Constant(ty, 0)))
@@ -417,8 +417,9 @@ def _make_vmath(name: str) -> None:
         return vmath.call_math(ctx.b, name, v[0])
 
 
-for _n in ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "erf", "sigmoid",
-           "softplus"):
+_VMATH = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "erf", "sigmoid",
+          "softplus", "sin", "cos", "tan")
+for _n in _VMATH:
     _make_vmath(_n)
 
 
@@ -428,8 +429,8 @@ def _sqrt(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
 
 
 # The C library, as NumPy uses it (not vectorized; correct to libm's accuracy).
-_LIBM = {"sin": "sin", "cos": "cos", "tan": "tan", "arcsin": "asin", "arccos": "acos",
-         "arctan": "atan", "sinh": "sinh", "cosh": "cosh", "arctanh": "atanh"}
+_LIBM = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh",
+         "arctanh": "atanh"}
 
 
 def _make_libm(name: str, cname: str) -> None:
@@ -444,8 +445,7 @@ for _n, _c in _LIBM.items():
     _make_libm(_n, _c)
 
 
-_FLOAT_ONLY = {"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "erf", "sigmoid",
-               "softplus", "sqrt", "true_div", "elu", "hard_sigmoid", "softsign", *_LIBM}
+_FLOAT_ONLY = {*_VMATH, "sqrt", "true_div", "elu", "hard_sigmoid", "softsign", *_LIBM}
 
 
 def check_apply(name: str, params: tuple, in_dtypes: Sequence[str], impl: Callable | None) -> None:

@@ -1,0 +1,434 @@
+"""Vectorizable sin, cos, tan and floating pow in LLVM IR (registered into vmath).
+
+sin/cos/tan: Cody-Waite reduction ``x = n*pi/2 + y`` then fdlibm/musl kernel
+polynomials on ``|y| <= pi/4``, the quadrant chosen per element with ``select``.
+
+- float32 computes in float64 (musl's sinf scheme): ``pi/2`` split 25 + 53 bits,
+  so ``x - n*pio2_1`` is exact while ``|n| < 2^28``; the float64 kernels then
+  round once to float32 (<= 1 ulp).
+- float64 splits ``pi/2`` into three 33-bit parts plus a tail (fdlibm's
+  __rem_pio2 medium case): ``n*part`` is exact while ``|n| <= 2^20``, and the
+  remainder is carried as a double-double into fdlibm's __sin/__cos kernels.
+  tan is sin/cos of the reduced argument (<= ~2 ulp).
+- Beyond the reduction's range (|x| > ~4e8 float32, ~1.6e6 float64) only those
+  lanes call libm (which does full Payne-Hanek): a predicated call on a cold
+  branch. Payne-Hanek in vector code needs a 2/pi bit table with per-lane
+  gathers and, for float64, triple-double products; huge arguments are rare
+  and meaningless at these precisions, so exactness there is bought from libm
+  at libm's speed while moderate arguments stay pure vector code.
+
+pow (float): C99/NumPy special cases by ``select``; the core is ``2^(y*log2|x|)``.
+float32 evaluates ``exp(y*log(x))`` in float64 (error ~|y log x| * 2^-53, far
+below a float32 ulp). float64 ports fdlibm's e_pow.c core: log2(x) as a
+double-double (t1 + t2), y split into 27 + 26 bits, exp2 of a double-double.
+"""
+
+from __future__ import annotations
+
+import math
+
+from llvmlite import ir
+
+from graphc.backend.llvm.irutil import F32, F64, I32, I64, call_intr, fconst, fmuladd, horner, intrinsic
+from graphc.backend.llvm.vmath import _Fmt, _isnan, _round_int, _scale, math_function, register
+
+
+def _c(v: float) -> ir.Constant:
+    return fconst(F64, v)
+
+
+def _hex(s: str) -> float:
+    return float.fromhex(s)
+
+
+# -- reduction ----------------------------------------------------------------------------
+_INVPIO2 = 6.36619772367581382433e-01
+_F32_P1 = 1.57079631090164184570e+00  # 25 bits of pi/2
+_F32_P1T = 1.58932547735281966916e-08
+_F64_P1 = 1.57079632673412561417e+00  # 33 bits each
+_F64_P2 = 6.07710050630396597660e-11
+_F64_P3 = 2.02226624871116645580e-21
+_F64_P3T = 8.47842766036889956997e-32
+LIMIT = {True: 4.2e8, False: 1.6e6}  # |x| below which the reduction is accurate
+
+
+def _two_sum(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> tuple[ir.Value, ir.Value]:
+    s = b.fadd(a, c)
+    bb = b.fsub(s, a)
+    err = b.fadd(b.fsub(a, b.fsub(s, bb)), b.fsub(c, bb))
+    return s, err
+
+
+def _reduce(b: ir.IRBuilder, xd: ir.Value, f32: bool) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """float64 ``xd`` = n*pi/2 + (yh + yl): returns (yh, yl, n & 3 as i64)."""
+    fmt = _Fmt(F64)
+    fn, ik = _round_int(b, fmt, b.fmul(xd, _c(_INVPIO2)))
+    nf = b.fneg(fn)
+    if f32:
+        y = fmuladd(b, nf, _c(_F32_P1T), b.fadd(xd, b.fmul(nf, _c(_F32_P1))))
+        yl = _c(0.0)
+        yh = y
+    else:
+        a = b.fadd(xd, b.fmul(nf, _c(_F64_P1)))  # exact
+        h, l1 = _two_sum(b, a, b.fmul(nf, _c(_F64_P2)))  # fn*P2 exact
+        h, l2 = _two_sum(b, h, b.fmul(nf, _c(_F64_P3)))
+        lo = fmuladd(b, nf, _c(_F64_P3T), b.fadd(l1, l2))
+        yh = b.fadd(h, lo)
+        yl = b.fsub(lo, b.fsub(yh, h))
+    return yh, yl, b.and_(ik, ir.Constant(I64, 3))
+
+
+# -- kernels on |y| <= pi/4 (musl) --------------------------------------------------------
+_SF = [_hex("-0x15555554cbac77.0p-55"), _hex("0x111110896efbb2.0p-59"),
+       _hex("-0x1a00f9e2cae774.0p-65"), _hex("0x16cd878c3b46a7.0p-71")]
+_CF = [_hex("-0x1ffffffd0c5e81.0p-54"), _hex("0x155553e1053a42.0p-57"),
+       _hex("-0x16c087e80f1e27.0p-62"), _hex("0x199342e0ee5069.0p-68")]
+_S = [-1.66666666666666324348e-01, 8.33333333332248946124e-03, -1.98412698298579493134e-04,
+      2.75573137070700676789e-06, -2.50507602534068634195e-08, 1.58969099521155010221e-10]
+_C = [4.16666666666666019037e-02, -1.38888888888741095749e-03, 2.48015872894767294178e-05,
+      -2.75573143513906633035e-07, 2.08757232129817482790e-09, -1.13596475577881948265e-11]
+
+
+def _sin_k(b: ir.IRBuilder, x: ir.Value, y: ir.Value, f32: bool) -> ir.Value:
+    z = b.fmul(x, x)
+    w = b.fmul(z, z)
+    s = b.fmul(z, x)
+    if f32:  # (x + s*(S1 + z*S2)) + s*w*(S3 + z*S4)
+        r = fmuladd(b, z, _c(_SF[3]), _c(_SF[2]))
+        head = fmuladd(b, s, fmuladd(b, z, _c(_SF[1]), _c(_SF[0])), x)
+        return fmuladd(b, b.fmul(s, w), r, head)
+    # x - ((z*(0.5*y - v*r) - y) - v*S1), r = S2 + z*(S3 + z*S4) + z*w*(S5 + z*S6)
+    r = b.fadd(horner(b, z, [_S[3], _S[2], _S[1]]),
+               b.fmul(b.fmul(z, w), fmuladd(b, z, _c(_S[5]), _c(_S[4]))))
+    inner = b.fsub(b.fmul(z, b.fsub(b.fmul(_c(0.5), y), b.fmul(s, r))), y)
+    return b.fsub(x, b.fsub(inner, b.fmul(s, _c(_S[0]))))
+
+
+def _cos_k(b: ir.IRBuilder, x: ir.Value, y: ir.Value, f32: bool) -> ir.Value:
+    z = b.fmul(x, x)
+    w = b.fmul(z, z)
+    if f32:  # ((1 + z*C0) + w*C1) + (w*z)*(C2 + z*C3)
+        r = fmuladd(b, z, _c(_CF[3]), _c(_CF[2]))
+        head = fmuladd(b, w, _c(_CF[1]), fmuladd(b, z, _c(_CF[0]), _c(1.0)))
+        return fmuladd(b, b.fmul(w, z), r, head)
+    r = b.fadd(b.fmul(z, horner(b, z, [_C[2], _C[1], _C[0]])),
+               b.fmul(b.fmul(w, w), horner(b, z, [_C[5], _C[4], _C[3]])))
+    hz = b.fmul(_c(0.5), z)
+    ww = b.fsub(_c(1.0), hz)
+    tail = b.fadd(b.fsub(b.fsub(_c(1.0), ww), hz), b.fsub(b.fmul(z, r), b.fmul(x, y)))
+    return b.fadd(ww, tail)
+
+
+def _neg_if(b: ir.IRBuilder, cond: ir.Value, v: ir.Value) -> ir.Value:
+    return b.select(cond, b.fneg(v), v)
+
+
+def _bit(b: ir.IRBuilder, q: ir.Value, m: int) -> ir.Value:
+    return b.icmp_unsigned("!=", b.and_(q, ir.Constant(I64, m)), ir.Constant(I64, 0))
+
+
+def _trig(which: str) -> None:
+    def build(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+        f32 = x.type == F32
+        xd = b.fpext(x, F64) if f32 else x
+        yh, yl, q = _reduce(b, xd, f32)
+        odd = _bit(b, q, 1)
+        s = _sin_k(b, yh, yl, f32)
+        c = _cos_k(b, yh, yl, f32)
+        if which == "sin":
+            r = _neg_if(b, _bit(b, q, 2), b.select(odd, c, s))
+        elif which == "cos":
+            r = _neg_if(b, _bit(b, b.add(q, ir.Constant(I64, 1)), 2), b.select(odd, s, c))
+        else:
+            r = b.select(odd, b.fneg(b.fdiv(c, s)), b.fdiv(s, c))
+        if f32:
+            r = b.fptrunc(r, F32)
+        if which != "cos":  # +-0 keeps its sign
+            r = b.select(b.fcmp_ordered("==", x, fconst(x.type, 0.0)), x, r)
+        # Lanes the reduction cannot handle take libm's value (see the module doc).
+        slow = b.call(_huge_scalar(b.module, which, x.type), [x])
+        set.add(slow.attributes, _vfabi_attr(b.module, which, x.type))
+        return b.select(_is_huge(b, x), slow, r)
+
+    register(which)(build)
+
+
+def _is_huge(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+    ax = call_intr(b, "fabs", x)
+    return b.and_(b.fcmp_ordered(">=", ax, fconst(ax.type, LIMIT[ax.type == F32])),
+                  b.fcmp_ordered("<", ax, fconst(ax.type, math.inf)))
+
+
+def _libm_call(b: ir.IRBuilder, name: str, x: ir.Value) -> ir.Value:
+    ty = x.type
+    fn = intrinsic(b.module, name + ("f" if ty == F32 else ""), ty, [ty])
+    fn.attributes.add("nounwind")
+    call = b.call(fn, [x])
+    # Not LLVM's llvm.sin: that one it would speculate and widen to a vector intrinsic,
+    # which codegen scalarizes into a libm call per lane on every element.
+    set.add(call.attributes, "nobuiltin")
+    return call
+
+
+_WIDTHS = {True: (4, 8, 16), False: (2, 4, 8)}
+
+
+def _huge_name(which: str, ty: ir.Type, n: int = 0) -> str:
+    return f"gc_huge_{which}_{'f32' if ty == F32 else 'f64'}" + (f"_v{n}" if n else "")
+
+
+def _huge_scalar(module: ir.Module, which: str, ty: ir.Type) -> ir.Function:
+    """``libm(x)`` for a huge finite x, else 0 (no call): what the vector variants do per lane.
+
+    Declared side-effect free, with vector variants (VFABI) that test all lanes at once and
+    call libm only for huge ones, so a loop over it vectorizes and the common case costs one
+    compare-and-branch per vector."""
+    name = _huge_name(which, ty)
+    fn = module.globals.get(name)
+    if fn is not None:
+        return fn
+    fn = ir.Function(module, ir.FunctionType(ty, [ty]), name=name)
+    fn.linkage = "weak_odr"  # kept until the vectorizer has used it; duplicates are fine
+    fn.attributes.add("nounwind")
+    fn.attributes.add("readnone")
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x = fn.args[0]
+    with b.if_then(_is_huge(b, x), likely=False):
+        b.ret(_libm_call(b, which, x))
+    b.ret(fconst(ty, 0.0))
+    for n in _WIDTHS[ty == F32]:
+        _huge_vector(module, which, ty, n)
+    return fn
+
+
+def _huge_vector(module: ir.Module, which: str, ty: ir.Type, n: int) -> None:
+    vty = ir.VectorType(ty, n)
+    fn = ir.Function(module, ir.FunctionType(vty, [vty]), name=_huge_name(which, ty, n))
+    fn.linkage = "weak_odr"
+    fn.attributes.add("nounwind")
+    fn.attributes.add("readnone")
+    fn.attributes.add("noinline")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    x = fn.args[0]
+    fabs = intrinsic(module, f"llvm.fabs.v{n}{'f32' if ty == F32 else 'f64'}", vty, [vty])
+    ax = b.call(fabs, [x])
+    lim = ir.Constant(vty, [float(LIMIT[ty == F32])] * n)
+    inf = ir.Constant(vty, [math.inf] * n)
+    mask = b.and_(b.fcmp_ordered(">=", ax, lim), b.fcmp_ordered("<", ax, inf))
+    bits = b.bitcast(mask, ir.IntType(n))
+    zero = ir.Constant(vty, [0.0] * n)
+    with b.if_then(b.icmp_unsigned("==", bits, ir.Constant(ir.IntType(n), 0)), likely=True):
+        b.ret(zero)
+    acc = zero
+    for k in range(n):  # rare: some lane is huge
+        lane = b.extract_element(x, ir.Constant(I32, k))
+        pre = b.block
+        hit = b.append_basic_block(f"lane{k}")
+        nxt = b.append_basic_block(f"next{k}")
+        b.cbranch(b.extract_element(mask, ir.Constant(I32, k)), hit, nxt)
+        b.position_at_end(hit)
+        upd = b.insert_element(acc, _libm_call(b, which, lane), ir.Constant(I32, k))
+        b.branch(nxt)
+        b.position_at_end(nxt)
+        phi = b.phi(vty)
+        phi.add_incoming(acc, pre)
+        phi.add_incoming(upd, hit)
+        acc = phi
+    b.ret(acc)
+
+
+def _vfabi_attr(module: ir.Module, which: str, ty: ir.Type) -> str:
+    scalar = _huge_name(which, ty)
+    variants = ",".join(f"_ZGV_LLVM_N{n}v_{scalar}({_huge_name(which, ty, n)})" for n in _WIDTHS[ty == F32])
+    return f'"vector-function-abi-variant"="{variants}"'
+
+
+for _w in ("sin", "cos", "tan"):
+    _trig(_w)
+
+
+# -- pow -----------------------------------------------------------------------------------
+def pow_function(module: ir.Module, ty: ir.Type) -> ir.Function:
+    fname = f"gc.pow.{'f32' if ty == F32 else 'f64'}"
+    fn = module.globals.get(fname)
+    if fn is not None:
+        return fn
+    fn = ir.Function(module, ir.FunctionType(ty, [ty, ty]), name=fname)
+    fn.linkage = "internal"
+    fn.attributes.add("alwaysinline")
+    fn.attributes.add("nounwind")
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b.ret(_pow(b, fn.args[0], fn.args[1]))
+    return fn
+
+
+def call_pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.call(pow_function(b.module, x.type), [x, y])
+
+
+def _is_int(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    return b.fcmp_ordered("==", call_intr(b, "floor", v), v)
+
+
+def _pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    ty = x.type
+    f32 = ty == F32
+    c = lambda v: fconst(ty, v)  # noqa: E731
+    ax = call_intr(b, "fabs", x)
+    ay = call_intr(b, "fabs", y)
+    inf = c(math.inf)
+    # The core on a finite positive base and finite exponent (other lanes get 1, 1: safe bits).
+    ok = b.and_(b.and_(b.fcmp_ordered(">", ax, c(0.0)), b.fcmp_ordered("<", ax, inf)),
+                b.fcmp_ordered("<", ay, inf))
+    axs = b.select(ok, ax, c(1.0))
+    ys = b.select(ok, y, c(1.0))
+    if f32:
+        xd, yd = b.fpext(axs, F64), b.fpext(ys, F64)
+        t = b.fmul(yd, b.call(math_function(b.module, "log", F64), [xd]))
+        r = b.fptrunc(b.call(math_function(b.module, "exp", F64), [t]), F32)
+    else:
+        r = _pow_core64(b, axs, ys)
+    # Non-finite operands (C99 Annex F, as NumPy).
+    y_neg = b.fcmp_ordered("<", y, c(0.0))
+    r = b.select(b.fcmp_ordered("==", ax, c(0.0)), b.select(y_neg, inf, c(0.0)), r)
+    r = b.select(b.fcmp_ordered("==", ax, inf), b.select(y_neg, c(0.0), inf), r)
+    above = b.fcmp_ordered(">", ax, c(1.0))
+    y_inf = b.select(b.xor(above, y_neg), inf, c(0.0))
+    y_inf = b.select(b.fcmp_ordered("==", ax, c(1.0)), c(1.0), y_inf)
+    r = b.select(b.fcmp_ordered("==", ay, inf), y_inf, r)
+    # Negative base: an odd integer exponent flips the sign, a non-integer one is NaN.
+    y_int = _is_int(b, y)
+    odd = b.and_(b.and_(y_int, b.not_(_is_int(b, b.fmul(y, c(0.5))))), b.fcmp_ordered("<", ay, inf))
+    sign = b.icmp_signed("<", b.bitcast(x, ir.IntType(32 if f32 else 64)),
+                         ir.Constant(ir.IntType(32 if f32 else 64), 0))
+    r = b.select(b.and_(sign, odd), b.fneg(r), r)
+    bad = b.and_(b.and_(b.fcmp_ordered("<", x, c(0.0)), b.fcmp_ordered("<", ax, inf)),
+                 b.and_(b.not_(y_int), b.fcmp_ordered("<", ay, inf)))
+    r = b.select(bad, c(math.nan), r)
+    r = b.select(b.or_(_isnan(b, x), _isnan(b, y)), b.fadd(x, y), r)
+    one = b.or_(b.fcmp_ordered("==", y, c(0.0)), b.fcmp_ordered("==", x, c(1.0)))
+    return b.select(one, c(1.0), r)
+
+
+# fdlibm e_pow.c constants.
+_L = [5.99999999999994648725e-01, 4.28571428578550184252e-01, 3.33333329818377432918e-01,
+      2.72728123808534006489e-01, 2.30660745775561754067e-01, 2.06975017800338417784e-01]
+_P = [1.66666666666666019037e-01, -2.77777777770155933842e-03, 6.61375632143793436117e-05,
+      -1.65339022054652515390e-06, 4.13813679705723846039e-08]
+_DP_H = 5.84962487220764160156e-01
+_DP_L = 1.35003920212974897128e-08
+_LG2 = 6.93147180559945286227e-01
+_LG2_H = 6.93147182464599609375e-01
+_LG2_L = -1.90465429995776804525e-09
+_CP = 9.61796693925975554329e-01
+_CP_H = 9.61796700954437255859e-01
+_CP_L = -7.02846165095275826516e-09
+_IVLN2 = 1.44269504088896338700e+00
+_IVLN2_H = 1.44269502162933349609e+00
+_IVLN2_L = 1.92596299112661746887e-08
+
+
+def _low0(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    """``v`` with the low 32 bits of its representation cleared (fdlibm's SET_LOW_WORD(v, 0))."""
+    return b.bitcast(b.and_(b.bitcast(v, I64), ir.Constant(I64, 0xFFFFFFFF00000000)), F64)
+
+
+def _hi_word(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
+    return b.lshr(b.bitcast(v, I64), ir.Constant(I64, 32))
+
+
+def _from_hi(b: ir.IRBuilder, hi: ir.Value) -> ir.Value:
+    return b.bitcast(b.shl(hi, ir.Constant(I64, 32)), F64)
+
+
+def _log2_dd(b: ir.IRBuilder, ax: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value, ir.Value]:
+    """log2(ax) as t1 + t2 (t1 with 32 zero low bits), ax positive finite; and q1 + q2, the
+    same by the series of log(1+t), accurate when |1-x| <= 2^-20."""
+    k64 = lambda v: ir.Constant(I64, v)  # noqa: E731
+    sub = b.fcmp_ordered("<", ax, _c(2.0 ** -1022))
+    axn = b.select(sub, b.fmul(ax, _c(2.0 ** 53)), ax)
+    ix = _hi_word(b, axn)
+    n = b.sub(b.sub(b.lshr(ix, k64(20)), k64(0x3FF)), b.select(sub, k64(53), k64(0)))
+    j = b.and_(ix, k64(0x000FFFFF))
+    ix = b.or_(j, k64(0x3FF00000))
+    k1 = b.and_(b.icmp_signed(">", j, k64(0x3988E)), b.icmp_signed("<", j, k64(0xBB67A)))
+    wrap = b.icmp_signed(">=", j, k64(0xBB67A))
+    n = b.add(n, b.zext(wrap, I64))
+    ix = b.select(wrap, b.sub(ix, k64(0x00100000)), ix)
+    low = b.and_(b.bitcast(axn, I64), k64(0xFFFFFFFF))
+    a = b.bitcast(b.or_(b.shl(ix, k64(32)), low), F64)
+    bp = b.select(k1, _c(1.5), _c(1.0))
+    u = b.fsub(a, bp)
+    v = b.fdiv(_c(1.0), b.fadd(a, bp))
+    ss = b.fmul(u, v)
+    s_h = _low0(b, ss)
+    t_h = _from_hi(b, b.add(b.add(b.or_(b.lshr(ix, k64(1)), k64(0x20000000)), k64(0x00080000)),
+                            b.select(k1, k64(1 << 18), k64(0))))
+    t_l = b.fsub(a, b.fsub(t_h, bp))
+    s_l = b.fmul(v, b.fsub(b.fsub(u, b.fmul(s_h, t_h)), b.fmul(s_h, t_l)))
+    s2 = b.fmul(ss, ss)
+    r = b.fmul(b.fmul(s2, s2), horner(b, s2, list(reversed(_L))))
+    r = b.fadd(r, b.fmul(s_l, b.fadd(s_h, ss)))
+    s2 = b.fmul(s_h, s_h)
+    t_h = _low0(b, b.fadd(b.fadd(_c(3.0), s2), r))
+    t_l = b.fsub(r, b.fsub(b.fsub(t_h, _c(3.0)), s2))
+    u = b.fmul(s_h, t_h)
+    v = b.fadd(b.fmul(s_l, t_h), b.fmul(t_l, ss))
+    p_h = _low0(b, b.fadd(u, v))
+    p_l = b.fsub(v, b.fsub(p_h, u))
+    z_h = b.fmul(_c(_CP_H), p_h)
+    z_l = b.fadd(b.fadd(b.fmul(_c(_CP_L), p_h), b.fmul(p_l, _c(_CP))), b.select(k1, _c(_DP_L), _c(0.0)))
+    dp_h = b.select(k1, _c(_DP_H), _c(0.0))
+    t = b.sitofp(n, F64)
+    t1 = _low0(b, b.fadd(b.fadd(b.fadd(z_h, z_l), dp_h), t))
+    t2 = b.fsub(z_l, b.fsub(b.fsub(b.fsub(t1, t), dp_h), z_h))
+    # |1-x| <= 2^-20 with a huge exponent: the series of log(x) (fdlibm's |y| > 2^31 case).
+    tt = b.fsub(ax, _c(1.0))
+    w = b.fmul(b.fmul(tt, tt), b.fsub(_c(0.5), b.fmul(tt, b.fsub(_c(0.3333333333333333333333),
+                                                                 b.fmul(tt, _c(0.25))))))
+    uu = b.fmul(_c(_IVLN2_H), tt)
+    vv = b.fsub(b.fmul(tt, _c(_IVLN2_L)), b.fmul(w, _c(_IVLN2)))
+    q1 = _low0(b, b.fadd(uu, vv))
+    q2 = b.fsub(vv, b.fsub(q1, uu))
+    return t1, t2, q1, q2
+
+
+def _pow_core64(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
+    t1, t2, q1, q2 = _log2_dd(b, ax)
+    near1 = b.and_(b.fcmp_ordered(">", call_intr(b, "fabs", y), _c(2.0 ** 31)),
+                   b.fcmp_ordered("<=", call_intr(b, "fabs", b.fsub(ax, _c(1.0))), _c(2.0 ** -20)))
+    t1 = b.select(near1, q1, t1)
+    t2 = b.select(near1, q2, t2)
+    y1 = _low0(b, y)
+    p_l = b.fadd(b.fmul(b.fsub(y, y1), t1), b.fmul(y, t2))
+    p_h = b.fmul(y1, t1)
+    z = b.fadd(p_l, p_h)
+    over = b.or_(b.fcmp_ordered(">", z, _c(1024.0)),
+                 b.and_(b.fcmp_ordered("==", z, _c(1024.0)),
+                        b.fcmp_ordered(">", b.fadd(p_l, _c(8.0085662595372944372e-17)), b.fsub(z, p_h))))
+    under = b.or_(b.fcmp_ordered("<", z, _c(-1075.0)),
+                  b.and_(b.fcmp_ordered("==", z, _c(-1075.0)),
+                         b.fcmp_ordered("<=", p_l, b.fsub(z, p_h))))
+    # 2^(p_h + p_l) = 2^n * 2^(p_h - n + p_l); clamped so the integer tricks stay in range
+    # (the clamped lanes are the over/underflowing ones, replaced below).
+    p_h = b.select(b.fcmp_ordered(">", p_h, _c(1100.0)), _c(1100.0), p_h)
+    p_h = b.select(b.fcmp_ordered("<", p_h, _c(-1100.0)), _c(-1100.0), p_h)
+    fmt = _Fmt(F64)
+    nf, ik = _round_int(b, fmt, p_h)
+    p_h = b.fsub(p_h, nf)
+    t = _low0(b, b.fadd(p_l, p_h))
+    u = b.fmul(t, _c(_LG2_H))
+    v = b.fadd(b.fmul(b.fsub(p_l, b.fsub(t, p_h)), _c(_LG2)), b.fmul(t, _c(_LG2_L)))
+    z = b.fadd(u, v)
+    w = b.fsub(v, b.fsub(z, u))
+    t = b.fmul(z, z)
+    t1 = b.fsub(z, b.fmul(t, horner(b, t, list(reversed(_P)))))
+    r = b.fsub(b.fdiv(b.fmul(z, t1), b.fsub(t1, _c(2.0))), b.fadd(w, b.fmul(z, w)))
+    z = b.fsub(_c(1.0), b.fsub(r, z))
+    res = _scale(b, fmt, z, ik)
+    res = b.select(over, _c(math.inf), res)
+    return b.select(under, _c(0.0), res)
+
+
+__all__ = ["call_pow", "pow_function", "LIMIT"]
