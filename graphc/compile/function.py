@@ -17,9 +17,13 @@ import numpy as np
 
 from graphc.compile.mode import Mode, get_mode
 from graphc.compile.shared import SharedVariable
+from graphc.config import config as _cfg
 from graphc.graph.basic import Constant, Variable, ancestors, clone_graph
 from graphc.graph.fgraph import FunctionGraph
 from graphc.tensor.basic import as_tensor_variable
+
+# A function rebuilds its plan for new argument shapes at most this many times.
+_MAX_PLAN_BUILDS = 8
 
 
 class In:
@@ -234,6 +238,12 @@ class Function:
         ]
         self._prepare_calls()
         self.borrow_outputs = [False] * n_outputs
+        self._plan: Any = None
+        self._plan_builds = 0 if self._plans_possible() else _MAX_PLAN_BUILDS
+        self._plan_why: str | None = None
+        self._last_miss: Any = None
+        # Slow calls before one is recorded (a function called once never pays for a plan).
+        self._record_in = 1 if self._plan_builds < _MAX_PLAN_BUILDS else -1
 
     # -- calling ----------------------------------------------------------------------------
     def _prepare_calls(self) -> None:
@@ -270,6 +280,14 @@ class Function:
         self._upd_checks = [not f for f in self._fresh[self.n_outputs:]]
         self._store_updates = _update_storer(self._updated_containers, self._upd_checks)
 
+    def _plans_possible(self) -> bool:
+        program = self._program
+        if not hasattr(program, "record") or getattr(program, "debug", True) or program.lazy:
+            return False
+        # Each update's value is the output at n_outputs + k (see ``function``).
+        self._plan_updates = [(s.container, self.n_outputs + k) for k, s in enumerate(self.updated)]
+        return True
+
     def _bind(self, args: tuple, kwargs: dict) -> list[np.ndarray]:
         n = len(self.ins)
         if len(args) > n:
@@ -297,6 +315,19 @@ class Function:
         return f"function {self.name!r}" if self.name else "the function"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        plan = self._plan
+        if plan is not None and not kwargs and not _cfg.nan_guard:
+            rc = plan.run(*args)
+            if rc == 0:
+                return plan.take()
+            return self._plan_missed(plan, rc, args)
+        if self._record_in >= 0:
+            self._record_in -= 1
+            return self._call(args, kwargs, self._record_in < 0)
+        return self._call(args, kwargs, False)
+
+    def _call(self, args: tuple, kwargs: dict, record: bool) -> Any:
+        """The per-node path (and, with ``record``, the call a new plan is built from)."""
         if kwargs or len(args) != self._n_in:
             inputs = self._bind(args, kwargs)
         else:
@@ -314,7 +345,11 @@ class Function:
                         continue
                 inputs[k] = self._filter_one(k, a)  # converts, or raises the usual error
         shared_values = [c.value for c in self._containers]
-        results = self._program(inputs + shared_values)
+        if record and not _cfg.nan_guard:
+            results, vals, calls = self._program.record(inputs + shared_values)
+        else:
+            record = False
+            results = self._program(inputs + shared_values)
         n_out = self.n_outputs
         new_values = results[n_out:]
         if new_values:
@@ -324,13 +359,59 @@ class Function:
             o = outputs[k]
             if type(o) is not np.ndarray:
                 o = outputs[k] = np.asarray(o)
-            if mode == 1:
+            if mode == 1 or (record and o.base is None):  # a plan will reuse recorded buffers
                 outputs[k] = o.copy()
             elif mode == 2:
                 outputs[k] = _unaliased(o, inputs + shared_values + new_values)
+        if record:
+            self._new_plan(inputs, vals, calls)
         if self.single:
             return outputs[0]
         return outputs
+
+    # -- shape-specialized plans (graphc.backend.llvm.plan) ---------------------------------
+    def _plan_missed(self, plan: Any, rc: int, args: tuple) -> Any:
+        from graphc.backend.llvm.plan import MISS, REPAIR
+
+        record = False
+        if rc == REPAIR:
+            if plan.repair():
+                rc = plan.run(*args)
+                if rc == 0:
+                    return plan.take()
+            else:  # a shared value of another shape or layout: plan for it
+                record = self._plan_builds < _MAX_PLAN_BUILDS
+        if rc == MISS and self._plan_builds < _MAX_PLAN_BUILDS and self._plannable(args):
+            # A new shape key: plan for it when it comes twice in a row (an epoch's last,
+            # smaller batch does not make the next epoch rebuild).
+            key = tuple(a.shape for a in args)
+            record = key == self._last_miss
+            self._last_miss = key
+        return self._call(args, {}, record and not _cfg.nan_guard)
+
+    def _plannable(self, args: tuple) -> bool:
+        """Whether ``args`` are what a plan takes: arrays of the declared dtypes, C-contiguous."""
+        if len(args) != self._n_in:
+            return False
+        for a, (dt, _, _) in zip(args, self._fast_checks):
+            if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
+                return False
+        return True
+
+    def _new_plan(self, inputs: list[Any], vals: list[Any], calls: list[tuple]) -> None:
+        from graphc.backend.llvm.plan import NoPlan, build_plan
+
+        self._plan_builds += 1
+        try:
+            plan = build_plan(self._program, self._n_in, self._containers, self._plan_updates,
+                              self.n_outputs, self.single, vals, calls)
+        except NoPlan as exc:
+            self._plan_why = str(exc)
+            self._plan = None
+            return
+        plan.repair()  # the updates just stored become the shared slots' values
+        self._plan = plan
+        self._plan_why = None
 
     def _filter_one(self, k: int, value: Any) -> np.ndarray:
         inp = self.ins[k]

@@ -180,3 +180,15 @@ def make_builtin(address: int, name: str) -> object:
     md = _MethodDef(name.encode(), address, METH_FASTCALL, None)
     _method_defs.append(md)
     return _new_builtin(ctypes.addressof(md), np.ndarray, None)
+
+
+_shared_defs: dict[int, _MethodDef] = {}  # one PyMethodDef per address, kept alive
+
+
+def make_builtin_on(address: int, name: str, self_obj: object) -> object:
+    """A builtin calling the ``METH_FASTCALL`` function at ``address`` with ``self_obj`` as
+    its ``self`` (graphc.backend.llvm.plan binds its interpreter to a plan's table)."""
+    md = _shared_defs.get(address)
+    if md is None:
+        md = _shared_defs[address] = _MethodDef(name.encode(), address, METH_FASTCALL, None)
+    return _new_builtin(ctypes.addressof(md), self_obj, None)

@@ -176,6 +176,21 @@ def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
         )
 
 
+def _remaker(plan: _Plan, cf: Callable[..., int]) -> Callable[[Callable[..., int]], Runner]:
+    """``remake(f)``: the node's runner again (no debug checks), calling ``f(cf, *args)``
+    instead of its kernel ``cf`` (``record`` logs the calls a plan replays)."""
+
+    def remake(f: Callable[..., int]) -> Runner:
+        def call(*args: Any) -> int:
+            return f(cf, *args)
+
+        if plan.native is not None:
+            return make_runner(plan.node, plan.native, call, False)
+        return _native_runner(plan, call, False)
+
+    return remake
+
+
 def _fallback_runner(node: Apply) -> Runner:
     """The reference ``perform`` with its checks (graphc.backend.llvm.gates)."""
     return gates.fallback_runner(node)
@@ -194,6 +209,9 @@ class LLVMProgram:
         self.fallback_nodes: list[tuple[Apply, str]] = []
         self.modules: list[jit.CompiledModule] = []
         self.kernel_of: dict[Apply, str] = {}  # native node -> its kernel's name
+        self.kernel_addr: dict[Apply, int] = {}  # native node -> its kernel's address
+        # native node -> makes its runner around another kernel caller (recording, plans)
+        self._remake: dict[Apply, Callable[[Callable[..., int]], Runner]] = {}
         self.runners: dict[Apply, Runner] = self._compile()
         self._plan_slots()
 
@@ -236,6 +254,8 @@ class LLVMProgram:
             else:
                 cf = _cfunc(addr, len(plan.dag.inputs) + len(plan.dag.outputs))
                 runners[plan.node] = _native_runner(plan, cf, self.debug)
+            self._remake[plan.node] = _remaker(plan, cf)
+            self.kernel_addr[plan.node] = addr
             self.native_nodes.append(plan.node)
             self.kernel_of[plan.node] = plan.name
         return runners
@@ -352,6 +372,30 @@ class LLVMProgram:
         if len(input_values) != len(self.input_slots):
             raise TypeError(f"the program takes {len(self.input_slots)} values, got {len(input_values)}")
         return self._run(input_values)
+
+    def record(self, input_values: Sequence[Any]) -> tuple[list[Any], list[Any], list[tuple]]:
+        """Run the graph once as ``__call__`` does, keeping every slot's value and every kernel
+        call ``(node, arguments, status)`` (graphc.backend.llvm.plan replays them)."""
+        if self.lazy:
+            raise TypeError("lazy graphs are evaluated on demand, not recorded")
+        if len(input_values) != len(self.input_slots):
+            raise TypeError(f"the program takes {len(self.input_slots)} values, got {len(input_values)}")
+        calls: list[tuple] = []
+        vals = list(self.template)
+        for s, v in zip(self.input_slots, input_values):
+            vals[s] = v
+        for node, (runner, ins, outs, _) in zip(self.order, self.steps):
+            remake = self._remake.get(node)
+            if remake is not None:
+                def rec(cf: Callable[..., int], *a: Any, node: Apply = node) -> int:
+                    rc = cf(*a)
+                    calls.append((node, a, rc))
+                    return rc
+
+                runner = remake(rec)
+            for o, v in zip(outs, runner([vals[i] for i in ins])):
+                vals[o] = v
+        return [vals[s] for s in self.output_slots], vals, calls
 
     def _run_on_demand(self, input_values: Sequence[Any]) -> list[Any]:
         """As the reference evaluator: compute only what outputs need; lazy ops choose."""

@@ -1,0 +1,472 @@
+"""Shape-specialized plans: a whole training step as one native call.
+
+After a call through the per-node path (graphc.backend.llvm.executor) has been
+*recorded* (every value, and every kernel call with its exact arguments), a plan
+replays the same kernel calls on the same buffers: all intermediate shapes are
+fixed by the shapes of the inputs (the plan's key), so intermediates are allocated
+once and reused. The plan is a table (an int64 NumPy array) read by one generic
+native interpreter written in LLVM IR (compiled once per process, cached on disk
+like the kernels; no address is baked into its code). The interpreter is a
+``METH_FASTCALL`` builtin bound to the table as ``self``; per call it
+
+1. checks every argument against the key (exact ``ndarray`` type, dtype object,
+   rank, dims, C-contiguous and aligned) and writes it into its slot; anything
+   else returns ``MISS`` and the caller takes the per-node path, which converts or
+   raises exactly as before;
+2. checks each shared variable's container still holds the value in its slot, and
+   that every buffer it will overwrite is referenced by the plan alone (``REPAIR``
+   otherwise: the Python side adopts the new values / allocates new buffers);
+3. points views (DimShuffles of per-call values) at their bases' current data;
+4. runs the kernels in order (GIL released); a nonzero status returns
+   ``FAILED + step`` and the caller reruns the call through the per-node path,
+   which raises the reference's error (nothing was committed yet);
+5. commits updates: each updated shared variable's new value was written into a
+   second buffer (double buffering, so a failure leaves every value intact and an
+   update may read old values anywhere); the two buffers swap and the container
+   takes the new one.
+
+Returned outputs are always copies (they never alias plan buffers, inputs or
+shared storage). The table's word 0 is a busy flag: a concurrent call (another
+thread) takes the per-node path; the caller clears it after copying the outputs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.irutil import I8, I32, I64, PTR
+from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
+from graphc.graph.basic import Apply
+
+INTERP = "graphc_plan_interp_v1"
+OK, MISS, REPAIR, FAILED = 0, 1, 2, 3
+ARITY_BUCKETS = (3, 4, 6, 8, 12, 16, 24, 40)
+MAX_ARRAYS = ARITY_BUCKETS[-1]  # kernels with more arrays: no plan
+OFF_ND, OFF_DESCR = 24, 56
+NPY_C_CONTIGUOUS, NPY_OWNDATA, NPY_ALIGNED, NPY_WRITEABLE = 0x1, 0x4, 0x100, 0x400
+# Header words of the table.
+H_BUSY, H_NARGS, H_ARGS, H_NSHARED, H_SHARED, H_NGUARD, H_GUARD = 0, 1, 2, 3, 4, 5, 6
+H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP, HEADER = 7, 8, 9, 10, 11, 12, 16
+SHAPE_ONLY_OPS = frozenset({"ReducedSize", "Shape"})  # outputs depend on input shapes alone
+
+
+class NoPlan(Exception):
+    """This graph or this call cannot run as a plan (the per-node path stays)."""
+
+
+# -- the interpreter -----------------------------------------------------------------------
+def _container_value_offset() -> int | None:
+    """Where a Container (``__slots__ = ("value",)``) keeps its value, verified."""
+    from graphc.compile.shared import Container
+
+    probe = object()
+    c = Container(probe)
+    off = Container.__basicsize__ - 8
+    if off >= 16 and ctypes.c_void_p.from_address(id(c) + off).value == id(probe):
+        return off
+    return None
+
+
+def build_interpreter(module: ir.Module, value_off: int) -> None:
+    """``PyObject *interp(ndarray table, PyObject **args, Py_ssize_t nargs)``: see module doc."""
+    from graphc.backend.llvm.entry import _declare
+
+    from_i64 = _declare(module, "PyLong_FromLongLong", PTR, [I64])
+    save = _declare(module, "PyEval_SaveThread", PTR, [])
+    restore = _declare(module, "PyEval_RestoreThread", ir.VoidType(), [PTR])
+    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name=INTERP)
+    table, args, nargs = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+    def c(v: int) -> ir.Constant:
+        return ir.Constant(I64, v)
+
+    def at(p: ir.Value, off: int | ir.Value, ty: ir.Type) -> ir.Value:
+        off = c(off) if isinstance(off, int) else off
+        return b.gep(p, [off], source_etype=ty)
+
+    tbl = b.load(at(table, OFF_DATA, I8), typ=PTR)
+
+    def T(i: int | ir.Value) -> ir.Value:
+        return b.load(at(tbl, i, I64), typ=I64)
+
+    def setT(i: int | ir.Value, v: ir.Value) -> None:
+        b.store(v, at(tbl, i, I64))
+
+    def obj(i: int | ir.Value) -> ir.Value:
+        return b.inttoptr(T(i), PTR)
+
+    def slot_obj(i: ir.Value) -> ir.Value:
+        """The object in the slot whose index is word ``i``."""
+        return obj(T(i))
+
+    def ret(code: int | ir.Value) -> None:
+        b.ret(b.call(from_i64, [c(code) if isinstance(code, int) else code]))
+
+    def require(cond: ir.Value, code: int) -> None:
+        ok = fn.append_basic_block("ok")
+        bad = fn.append_basic_block("bad")
+        b.cbranch(cond, ok, bad, )
+        b.position_at_end(bad)
+        ret(code)
+        b.position_at_end(ok)
+
+    def loop(n: ir.Value, body: Any) -> None:
+        from graphc.backend.llvm.lowering import for_range
+
+        for_range(b, n, body)
+
+    require(b.and_(b.icmp_signed("==", nargs, T(H_NARGS)), b.icmp_signed("==", T(H_BUSY), c(0))), MISS)
+    cur = b.alloca(I64)
+    b.store(T(H_ARGS), cur)
+
+    def one_arg(k: ir.Value) -> None:
+        base = b.load(cur, typ=I64)
+        o = b.load(at(args, k, PTR), typ=PTR)
+        require(b.icmp_unsigned("==", b.ptrtoint(b.load(at(o, 8, I8), typ=PTR), I64),
+                                T(b.add(base, c(1)))), MISS)
+        nd = T(b.add(base, c(3)))
+        mask = b.trunc(T(b.add(base, c(4))), I32)
+        flags = b.load(at(o, OFF_FLAGS, I8), typ=I32)
+        same = b.and_(b.icmp_unsigned("==", b.ptrtoint(b.load(at(o, OFF_DESCR, I8), typ=PTR), I64),
+                                      T(b.add(base, c(2)))),
+                      b.icmp_signed("==", b.sext(b.load(at(o, OFF_ND, I8), typ=I32), I64), nd))
+        require(b.and_(same, b.icmp_unsigned("==", b.and_(flags, mask), mask)), MISS)
+        dims = b.load(at(o, OFF_DIMS, I8), typ=PTR)
+        first = b.add(base, c(5))
+        loop(nd, lambda d: require(b.icmp_signed("==", b.load(at(dims, d, I64), typ=I64),
+                                                 T(b.add(first, d))), MISS))
+        setT(T(base), b.ptrtoint(o, I64))
+        b.store(b.add(first, nd), cur)
+
+    loop(nargs, one_arg)
+
+    def shared(j: ir.Value) -> None:
+        base = b.add(T(H_SHARED), b.mul(j, c(2)))
+        value = b.load(at(obj(base), value_off, I8), typ=PTR)
+        require(b.icmp_unsigned("==", b.ptrtoint(value, I64), T(T(b.add(base, c(1))))), REPAIR)
+
+    loop(T(H_NSHARED), shared)
+    want = c(NPY_OWNDATA | NPY_WRITEABLE)
+
+    def guard(j: ir.Value) -> None:
+        o = slot_obj(b.add(T(H_GUARD), j))
+        flags = b.sext(b.load(at(o, OFF_FLAGS, I8), typ=I32), I64)
+        require(b.and_(b.icmp_signed("==", b.load(o, typ=I64), c(1)),
+                       b.icmp_unsigned("==", b.and_(flags, want), want)), REPAIR)
+
+    loop(T(H_NGUARD), guard)
+    setT(H_BUSY, c(1))
+
+    def rebind(j: ir.Value) -> None:
+        base = b.add(T(H_REBIND), b.mul(j, c(3)))
+        src = b.load(at(slot_obj(b.add(base, c(1))), OFF_DATA, I8), typ=PTR)
+        b.store(at(src, T(b.add(base, c(2))), I8), at(slot_obj(base), OFF_DATA, I8))
+
+    loop(T(H_NREBIND), rebind)
+    state = b.call(save, [])
+    b.store(T(H_STEPS), cur)
+    ktype = [ir.FunctionType(I32, [I64, I64] + [PTR] * n) for n in range(MAX_ARRAYS + 1)]
+
+    def step(k: ir.Value) -> None:
+        base = b.load(cur, typ=I64)
+        start, stop, n = T(b.add(base, c(1))), T(b.add(base, c(2))), T(b.add(base, c(3)))
+        first = b.add(base, c(4))
+        join = fn.append_basic_block("called")
+        default = fn.append_basic_block("bad_arity")
+        sw = b.switch(n, default)
+        rcs = []
+        # A kernel is called with the arity of its bucket, the arrays it does not take null:
+        # the C calling convention lets a callee ignore trailing arguments (few cases to
+        # compile instead of one per arity).
+        low = 0
+        for top in ARITY_BUCKETS:
+            blk = fn.append_basic_block(f"arity{top}")
+            for arity in range(low, top + 1):
+                sw.add_case(c(arity), blk)
+            b.position_at_end(blk)
+            # Beyond the step's own arrays, its first one again (never a read past its words).
+            arrays = [slot_obj(b.add(first, b.select(b.icmp_signed(">", n, c(j)), c(j), c(0))
+                                     if j >= low else c(j))) for j in range(top)]
+            callee = b.inttoptr(T(base), PTR)
+            callee.__class__ = _callee_class(type(callee))
+            callee.fnty = ktype[top]
+            rcs.append((b.call(callee, [start, stop, *arrays]), b.block))
+            b.branch(join)
+            low = top + 1
+        b.position_at_end(default)
+        b.branch(join)
+        b.position_at_end(join)
+        rc = b.phi(I32)
+        for v, blk in rcs:
+            rc.add_incoming(v, blk)
+        rc.add_incoming(ir.Constant(I32, 99), default)
+        bad = fn.append_basic_block("step_failed")
+        ok = fn.append_basic_block("step_ok")
+        b.cbranch(b.icmp_signed("==", rc, ir.Constant(I32, 0)), ok, bad)
+        b.position_at_end(bad)
+        b.call(restore, [state])
+        setT(H_BUSY, c(0))
+        ret(b.add(k, c(FAILED)))
+        b.position_at_end(ok)
+        b.store(b.add(first, n), cur)
+
+    loop(T(H_NSTEPS), step)
+    b.call(restore, [state])
+
+    def swap(j: ir.Value) -> None:
+        base = b.add(T(H_SWAP), b.mul(j, c(3)))
+        cont = obj(base)
+        i_in, i_out = T(b.add(base, c(1))), T(b.add(base, c(2)))
+        old, new = T(i_in), T(i_out)
+        cell = at(cont, value_off, I8)
+        go = fn.append_basic_block("swap")
+        skip = fn.append_basic_block("swapped")
+        # Another thread may have replaced the value meanwhile: its update wins.
+        b.cbranch(b.icmp_unsigned("==", b.ptrtoint(b.load(cell, typ=PTR), I64), old), go, skip)
+        b.position_at_end(go)
+        newp, oldp = b.inttoptr(new, PTR), b.inttoptr(old, PTR)
+        b.store(b.add(b.load(newp, typ=I64), c(1)), newp)
+        b.store(newp, cell)
+        b.store(b.sub(b.load(oldp, typ=I64), c(1)), oldp)  # the plan still holds it: never 0
+        setT(i_in, new)
+        setT(i_out, old)
+        b.branch(skip)
+        b.position_at_end(skip)
+
+    loop(T(H_NSWAP), swap)
+    ret(OK)
+
+
+_callee_classes: dict[type, type] = {}
+
+
+def _callee_class(cls: type) -> type:
+    """``cls`` with a ``function_type``: llvmlite calls values that have one (indirect calls)."""
+    if cls not in _callee_classes:
+        _callee_classes[cls] = type("Callee", (cls,), {"function_type": property(lambda self: self.fnty)})
+    return _callee_classes[cls]
+
+
+_interp: dict[str, Any] = {}
+
+
+def interpreter() -> tuple[int, int] | None:
+    """(address of the interpreter, container value offset), compiled once per process."""
+    if "addr" not in _interp:
+        _interp["addr"] = None
+        try:
+            from graphc.backend.llvm import cache
+            from graphc.backend.llvm import entry as fast
+
+            off = _container_value_offset()
+            if off is not None and fast.available():
+                compiled, _ = cache.compile_kernels({INTERP: lambda m: build_interpreter(m, off)}, 2)
+                if compiled is not None:
+                    _interp["module"] = compiled
+                    _interp["addr"] = (compiled.addresses[INTERP], off)
+        except Exception:  # pragma: no cover - no plans, the per-node path stays
+            _interp["addr"] = None
+    return _interp["addr"]
+
+
+# -- building a plan from a recorded call ------------------------------------------------------
+def _data(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+class Plan:
+    """One shape key's table, its buffers, and the builtin running it (see module doc)."""
+
+    def __init__(self, table: np.ndarray, keep: dict[int, Any], runner: Any, outputs: list[Any],
+                 shared: list[tuple[Any, int]], guards: list[int], swaps: list[tuple[Any, int, int]],
+                 key: tuple) -> None:
+        self.table, self.keep, self.run, self.outputs = table, keep, runner, outputs
+        self.shared, self.guards, self.swaps, self.key = shared, guards, swaps, key
+        self.flag = memoryview(table)
+        self.take: Any = None
+
+    def repair(self) -> bool:
+        """Adopt shared values set since the plan last ran; give guarded slots buffers only
+        the plan holds. False if a value does not fit the key (the per-node path runs)."""
+        t = self.table
+        if t[H_BUSY]:
+            return False  # another thread runs this plan: not now
+        t[H_BUSY] = 1
+        try:
+            return self._repair(t)
+        finally:
+            t[H_BUSY] = 0
+
+    def _repair(self, t: np.ndarray) -> bool:
+        by_id = {id(o): o for o in self.keep.values()}
+        # Swaps move objects between slots natively: first resync `keep` with the table.
+        self.keep = keep = {s: by_id[int(t[s])] for s in self.keep}
+        del by_id
+        for container, slot in self.shared:
+            v = container.value
+            if id(v) == t[slot]:
+                continue
+            old = keep[slot]
+            if (type(v) is not np.ndarray or v.dtype != old.dtype or v.shape != old.shape
+                    or not v.flags.c_contiguous or not v.flags.aligned):
+                return False
+            keep[slot] = v
+            t[slot] = id(v)
+        for slot in self.guards:
+            # `keep` and the argument: any other reference (the user's, a second slot) means
+            # the buffer cannot be overwritten.
+            refs = sys.getrefcount(keep[slot])
+            o = keep[slot]
+            if refs > 2 or not o.flags.owndata or not o.flags.writeable:
+                fresh = np.empty(o.shape, o.dtype)
+                keep[slot] = fresh
+                t[slot] = id(fresh)
+            del o
+        return True
+
+
+def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Sequence[tuple[Any, int]],
+               n_outputs: int, single: bool, vals: list[Any], calls: list[tuple]) -> Plan:
+    """A plan replaying the recorded call (see module doc); raises NoPlan when it cannot.
+
+    ``containers``: of the shared inputs (``fgraph.inputs[n_args:]``, in order);
+    ``updates``: (container, index into ``fgraph.outputs``) per updated variable; ``vals``:
+    the recorded value of every program slot; ``calls``: ``(node, args, status)`` per kernel call.
+    """
+    found = interpreter()
+    if found is None:
+        raise NoPlan("no plan interpreter here")
+    addr, _ = found
+    nslots = len(program.template)
+    by_node: dict[Apply, list[tuple]] = {}
+    for node, a, rc in calls:
+        by_node.setdefault(node, []).append((a, rc))
+    for s in range(nslots):
+        if type(vals[s]) is not np.ndarray:
+            raise NoPlan(f"slot {s} holds a {type(vals[s]).__name__}")
+    input_slots = program.input_slots
+    arg_slots = input_slots[:n_args]
+    for s in arg_slots:
+        a = vals[s]
+        if not (a.flags.c_contiguous and a.flags.aligned):
+            raise NoPlan("an argument is not C-contiguous and aligned")
+    # Update values get a second buffer (their slot); the shared variable's slot holds the
+    # current value. Build-time recorded value of the update = the container's value now.
+    upd_slot: dict[int, tuple[Any, int]] = {}
+    for container, k in updates:
+        s = program.output_slots[k]
+        shared_slot = input_slots[n_args + [id(c) for c in containers].index(id(container))]
+        if s in upd_slot or s in input_slots or s == shared_slot:
+            raise NoPlan("an update value that is not computed by a kernel of its own")
+        upd_slot[s] = (container, shared_slot)
+    views: list[tuple[int, int, int]] = []
+    steps: list[tuple[int, int, int, list[int]]] = []
+    produced: set[int] = set(input_slots) | {s for s, v in enumerate(program.template) if v is not None}
+    for node, (_, ins, outs, _) in zip(program.order, program.steps):
+        name = type(node.op).__name__
+        if name == "DimShuffle" and node not in program.kernel_of:
+            v, base = vals[outs[0]], vals[ins[0]]
+            if not np.shares_memory(v, base) and v.size:
+                raise NoPlan("a DimShuffle that is not a view")
+            views.append((outs[0], ins[0], _data(v) - _data(base)))
+        elif name in SHAPE_ONLY_OPS:
+            pass  # computed once, from shapes the key fixes
+        elif node in program.kernel_of:
+            rec = by_node.get(node, [])
+            if len(rec) != 1 or rec[0][1] != 0:
+                raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
+            a, _ = rec[0]
+            known = {id(vals[s]): s for s in list(ins) + list(outs)}
+            arrays = []
+            for x in a[2:]:
+                if id(x) not in known:
+                    raise NoPlan(f"{node.op}: a kernel argument that is no value of the graph")
+                arrays.append(known[id(x)])
+            if len(arrays) > MAX_ARRAYS or any(o not in arrays for o in outs):
+                raise NoPlan(f"{node.op}: outputs not written by its kernel")
+            steps.append((program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
+        else:
+            raise NoPlan(f"{node.op} runs in Python")
+        produced.update(outs)
+    for s in program.output_slots[:n_outputs]:
+        if s in input_slots:
+            raise NoPlan("an output that is an input")
+    # -- the table --------------------------------------------------------------------------
+    keep: dict[int, Any] = {}
+    words: list[int] = [0] * HEADER
+    base_slot = HEADER
+
+    def P(s: int) -> int:
+        return base_slot + s
+
+    words.extend([0] * nslots)
+    for s in range(nslots):
+        if s not in arg_slots:  # arguments: written per call, never held by the plan
+            keep[P(s)] = vals[s]
+    guards = []
+    swaps = []
+    for s, (container, shared_slot) in upd_slot.items():
+        fresh = np.empty_like(vals[s], order="C")
+        keep[P(s)] = fresh
+        guards.append(P(s))
+        swaps.append((container, P(shared_slot), P(s)))
+    for s, o in keep.items():
+        words[s] = id(o)
+    words[H_NARGS] = n_args
+    words[H_ARGS] = len(words)
+    for s in arg_slots:
+        a = vals[s]
+        words += [P(s), id(np.ndarray), id(a.dtype), a.ndim, NPY_C_CONTIGUOUS | NPY_ALIGNED, *a.shape]
+    shared = [(c, P(s)) for c, s in zip(containers, input_slots[n_args:])]
+    words[H_NSHARED], words[H_SHARED] = len(shared), len(words)
+    for c, s in shared:
+        words += [id(c), s]
+    words[H_NGUARD], words[H_GUARD] = len(guards), len(words)
+    words += guards
+    words[H_NREBIND], words[H_REBIND] = len(views), len(words)
+    for d, s, off in views:
+        words += [P(d), P(s), off]
+    words[H_NSTEPS], words[H_STEPS] = len(steps), len(words)
+    for f, start, stop, arrays in steps:
+        words += [f, start, stop, len(arrays), *(P(s) for s in arrays)]
+    words[H_NSWAP], words[H_SWAP] = len(swaps), len(words)
+    for c, i, o in swaps:
+        words += [id(c), i, o]
+    table = np.array(words, dtype=np.int64)
+    from graphc.backend.llvm.entry import make_builtin_on
+
+    runner = make_builtin_on(addr, INTERP, table)
+    # Where each returned output is after a call: a plan buffer, or (an update value) the
+    # shared variable's container.
+    outputs: list[Any] = []
+    for s in program.output_slots[:n_outputs]:
+        outputs.append(("container", upd_slot[s][0]) if s in upd_slot else ("slot", P(s)))
+    key = tuple((vals[s].shape, vals[s].dtype) for s in arg_slots)
+    plan = Plan(table, keep, runner, outputs, shared, guards, swaps, key)
+    plan.take = _taker(plan, outputs, single)
+    return plan
+
+
+def _taker(plan: Plan, outputs: list[tuple[str, Any]], single: bool) -> Any:
+    """``take()``: copies of the outputs after a successful run, then the busy flag cleared
+    (until then no other thread's call can overwrite the buffers being copied)."""
+    names: dict[str, Any] = {"flag": plan.flag}
+    exprs = []
+    for k, (kind, where) in enumerate(outputs):
+        if kind == "slot":
+            names[f"o{k}"] = plan.keep[where]  # an intermediate: the same buffer every call
+            exprs.append(f"o{k}.copy()")
+        else:
+            names[f"c{k}"] = where
+            exprs.append(f"c{k}.value.copy()")
+    result = exprs[0] if single else "[" + ", ".join(exprs) + "]"
+    src = f"def take():\n    try:\n        return {result}\n    finally:\n        flag[0] = 0\n"
+    exec(compile(src, "<graphc plan outputs>", "exec"), names)  # noqa: S102 -- our own text
+    return names["take"]

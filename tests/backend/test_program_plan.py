@@ -1,0 +1,272 @@
+"""Shape-specialized plans (graphc.backend.llvm.plan): one native call per step.
+
+Every test compares three paths over several calls: the plan (a default-mode function
+after its second call), the per-node path (plans switched off), and mode='PY'.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import graphc
+import graphc.tensor as T
+from graphc.backend.llvm import entry, plan
+from graphc.compile import function as function_module
+from graphc.compile.mode import Mode
+from graphc.config import config
+
+NATIVE = Mode("llvm", "fast_run")
+pytestmark = pytest.mark.skipif(not entry.available() or plan.interpreter() is None,
+                                reason="no plan interpreter on this interpreter")
+
+
+def _no_plans(fn: function_module.Function) -> function_module.Function:
+    fn._plan_builds = function_module._MAX_PLAN_BUILDS
+    fn._record_in = -1
+    return fn
+
+
+def _mlp(mode: object, plans: bool = True, seed: int = 0) -> tuple:
+    rng = np.random.default_rng(seed)
+    sizes = (5, 7, 3)
+    params = []
+    for a, b in zip(sizes[:-1], sizes[1:]):
+        params.append(graphc.shared(rng.standard_normal((a, b)).astype("float32"), name="W"))
+        params.append(graphc.shared(np.zeros(b, "float32"), name="b"))
+    x, y = T.fmatrix("x"), T.fmatrix("y")
+    h = T.nnet.relu(T.dot(x, params[0]) + params[1])
+    out = T.nnet.sigmoid(T.dot(h, params[2]) + params[3])
+    loss = T.nnet.binary_crossentropy(out, y).mean()
+    grads = graphc.grad(loss, params)
+    t = graphc.shared(np.float32(0), name="t")
+    updates = [(t, t + 1)]
+    state = [t]
+    for p, g in zip(params, grads):
+        m = graphc.shared(np.zeros_like(p.get_value()), name="m")
+        m1 = 0.9 * m + 0.1 * g
+        updates += [(m, m1), (p, p - 0.05 * m1 / (1 + t))]
+        state += [m, p]
+    fn = graphc.function([x, y], [loss, out], updates=updates, mode=mode)
+    return (fn if plans else _no_plans(fn)), state
+
+
+def _batch(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
+    return (rng.standard_normal((n, 5)).astype("float32"),
+            (rng.random((n, 3)) > 0.5).astype("float32"))
+
+
+def test_plan_agrees_with_per_node_and_reference_over_calls_and_shapes() -> None:
+    fns = [_mlp(NATIVE), _mlp(NATIVE, plans=False), _mlp("PY")]
+    rng = np.random.default_rng(1)
+    sizes = [4, 4, 4, 4, 6, 6, 6, 4, 4, 1, 4]
+    used = []
+    for n in sizes:
+        x, y = _batch(rng, n)
+        results = [fn(x, y) for fn, _ in fns]
+        used.append(fns[0][0]._plan is not None and fns[0][0]._plan.key[0][0] == (n, 5))
+        for got in results[:2]:
+            for a, b in zip(got, results[2]):
+                assert a.dtype == b.dtype and a.shape == b.shape
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+        for (_, s_plan), (_, s_node), (_, s_ref) in [fns]:
+            for a, b, c in zip(s_plan, s_node, s_ref):
+                np.testing.assert_allclose(a.get_value(), c.get_value(), rtol=1e-5, atol=1e-6)
+                np.testing.assert_allclose(b.get_value(), c.get_value(), rtol=1e-5, atol=1e-6)
+    assert fns[0][0]._plan is not None, fns[0][0]._plan_why
+    assert sum(used) >= 5  # the plan ran, and was rebuilt for the new batch size
+    assert fns[1][0]._plan is None
+
+
+def test_outputs_never_alias_plan_buffers_or_shared_storage() -> None:
+    fn, state = _mlp(NATIVE)
+    rng = np.random.default_rng(2)
+    x, y = _batch(rng, 4)
+    first = [fn(x, y) for _ in range(3)]
+    assert fn._plan is not None
+    kept = [[o.copy() for o in r] for r in first]
+    for _ in range(3):
+        fn(x, y)
+    for r, k in zip(first, kept):
+        for a, b in zip(r, k):
+            np.testing.assert_array_equal(a, b)  # later calls did not overwrite results
+    loss, out = fn(x, y)
+    for s in state:
+        assert not np.shares_memory(out, s.get_value(borrow=True))
+    assert not np.shares_memory(out, x)
+
+
+def test_borrowed_shared_values_are_not_overwritten() -> None:
+    fns = [_mlp(NATIVE), _mlp("PY")]
+    rng = np.random.default_rng(3)
+    x, y = _batch(rng, 4)
+    for _ in range(3):
+        for fn, _ in fns:
+            fn(x, y)
+    (fn, state), (ref, rstate) = fns
+    assert fn._plan is not None
+    held = [s.get_value(borrow=True) for s in state]  # the user keeps the current buffers
+    copies = [h.copy() for h in held]
+    for _ in range(4):
+        fn(x, y)
+        ref(x, y)
+    for h, c in zip(held, copies):
+        np.testing.assert_array_equal(h, c)
+    for s, r in zip(state, rstate):
+        np.testing.assert_allclose(s.get_value(), r.get_value(), rtol=1e-5, atol=1e-6)
+
+
+def test_set_value_between_calls_is_seen() -> None:
+    fns = [_mlp(NATIVE), _mlp("PY")]
+    rng = np.random.default_rng(4)
+    x, y = _batch(rng, 4)
+    for step in range(8):
+        if step == 4:  # same shape: adopted by the plan
+            for (_, st) in fns:
+                st[2].set_value(np.full((5, 7), 0.1, "float32"))
+        if step == 6:  # another shape: the per-node path, then a plan for it
+            for (_, st) in fns:
+                st[2].set_value(np.full((5, 7), -0.2, "float32"), borrow=True)
+        results = [fn(x, y) for fn, _ in fns]
+        np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+        for a, b in zip(fns[0][1], fns[1][1]):
+            np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-5, atol=1e-6)
+    assert fns[0][0]._plan is not None
+
+
+def test_update_reading_old_values_elsewhere() -> None:
+    """Double buffering: an update may read another variable's old value, and an output the
+    old value of an updated variable."""
+    def make(mode: object) -> tuple:
+        a = graphc.shared(np.arange(6, dtype="float64").reshape(2, 3), name="a")
+        b = graphc.shared(np.ones((2, 3)), name="b")
+        x = T.dmatrix("x")
+        fn = graphc.function([x], [a * 2 + x, (a + b).sum()],
+                             updates=[(a, a + b * x), (b, a * 0.5 - b)], mode=mode)
+        return fn, (a, b)
+
+    fns = [make(NATIVE), make("PY")]
+    x = np.full((2, 3), 0.5)
+    for _ in range(6):
+        r = [fn(x) for fn, _ in fns]
+        for p, q in zip(*r):
+            np.testing.assert_allclose(p, q)
+        for s, t in zip(fns[0][1], fns[1][1]):
+            np.testing.assert_allclose(s.get_value(), t.get_value())
+    assert fns[0][0]._plan is not None, fns[0][0]._plan_why
+
+
+def test_wrong_inputs_fall_back_with_the_same_errors() -> None:
+    fn, _ = _mlp(NATIVE)
+    ref, _ = _mlp(NATIVE, plans=False)
+    rng = np.random.default_rng(5)
+    x, y = _batch(rng, 4)
+    for _ in range(3):
+        fn(x, y)
+        ref(x, y)
+    assert fn._plan is not None
+    bad = [(x.astype("float64"), y), (x[:, :4], y), (x[None], y), (x, y[:3]), ([1.0], y), (x,),
+           (x, y, y)]
+    for args in bad:
+        errors = []
+        for f in (fn, ref):
+            try:
+                f(*args)
+                errors.append(None)
+            except Exception as exc:  # noqa: BLE001 -- compared below
+                errors.append((type(exc), str(exc)))
+        assert errors[0] == errors[1], args
+    # Arguments of the right values in another layout: computed, not refused.
+    xf = np.asfortranarray(x)
+    np.testing.assert_allclose(fn(xf, y)[1], ref(x, y)[1], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(fn(x=x, y=y)[0], ref(x=x, y=y)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_kernel_failure_reruns_the_per_node_path() -> None:
+    def make(mode: object) -> tuple:
+        emb = graphc.shared(np.arange(12, dtype="float32").reshape(4, 3), name="emb")
+        idx = T.ivector("idx")
+        loss = emb[idx].sum()
+        upd = [(emb, emb - 0.1 * graphc.grad(loss, emb))]
+        return graphc.function([idx], loss, updates=upd, mode=mode), emb
+
+    (fast, emb), (ref, remb) = make(NATIVE), make("PY")
+    fns = [fast, ref]
+    good = np.array([0, 3, 1], dtype="int32")
+    for _ in range(3):
+        for f in fns:
+            f(good)
+    bad = np.array([0, 7, 1], dtype="int32")
+    errs = []
+    for f in fns:
+        with pytest.raises(Exception) as info:
+            f(bad)
+        errs.append(type(info.value))
+    assert errs[0] is errs[1] or issubclass(errs[0], errs[1]) or issubclass(errs[1], errs[0])
+    np.testing.assert_allclose(fns[0](good), fns[1](good))
+    np.testing.assert_allclose(emb.get_value(), remb.get_value())
+
+
+def test_debug_and_nan_guard_use_the_per_node_path() -> None:
+    fn, _ = _mlp("DEBUG")
+    rng = np.random.default_rng(6)
+    x, y = _batch(rng, 4)
+    for _ in range(3):
+        fn(x, y)
+    assert fn._plan is None
+    fn, _ = _mlp(NATIVE)
+    for _ in range(3):
+        fn(x, y)
+    assert fn._plan is not None
+    z = T.fvector("z")
+    g = graphc.function([z], T.log(z) * 2, mode=NATIVE)
+    for _ in range(3):
+        g(np.ones(3, "float32"))
+    assert g._plan is not None
+    assert np.isnan(g(-np.ones(3, "float32"))).all()
+    old = config.nan_guard
+    config.nan_guard = True  # switched on after compiling: read per call
+    try:
+        with pytest.raises(Exception, match="NaN"):
+            g(-np.ones(3, "float32"))
+    finally:
+        config.nan_guard = old
+
+
+def test_threads_share_a_function() -> None:
+    x = T.dvector("x")
+    fn = graphc.function([x], T.exp(x) * 2 + x, mode=NATIVE)
+    data = [np.full(50, k / 10) for k in range(8)]
+    fn(data[0])
+    fn(data[0])
+    errors = []
+
+    def work(k: int) -> None:
+        for _ in range(200):
+            got = fn(data[k])
+            if not np.allclose(got, np.exp(data[k]) * 2 + data[k]):
+                errors.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert fn._plan is not None
+
+
+def test_w4_step_runs_as_one_plan() -> None:
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "benchmarks"))
+    import w4_tiny
+
+    fn = w4_tiny.graphc_step(w4_tiny.init_params())
+    x, y = w4_tiny.data()
+    for _ in range(3):
+        fn(x, y)
+    assert fn._plan is not None, fn._plan_why
