@@ -61,7 +61,7 @@ def _compare(build: Callable, dist: str, args: tuple = (), calls: int = 3, nativ
     assert [int(st[0][1]) for _, st in got] == list(range(1, calls + 1))  # the counter advanced
 
 
-SHAPES = [(), (0,), (1,), (5,), (2, 3), (3, 257), (4, 1, 7), (2, 0, 3), (1000,)]
+SHAPES = [(), (0,), (1,), (5,), (2, 3), (3, 257), (4, 1, 7), (2, 0, 3), (600, 1), (1000,)]
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -61,7 +61,7 @@ from graphc.ops.random import TWO_PI, RandomVariable
 Runner = Callable[[list[Any]], list[Any]]
 I128 = ir.IntType(128)
 CHUNK = 256
-VERSION = 1  # bump when the generated code changes meaning
+VERSION = 2  # bump when the generated code changes meaning
 PHILOX_M = (0xD2E7470EE14C6C93, 0xCA5A826395121157)
 PHILOX_W = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)
 # Samples from this many elements are split over the executor's threads (a round trip
@@ -201,7 +201,10 @@ def build_random(module: ir.Module, name: str, dist: str, out_dt: str, a_dt: str
     for d in out.dims:
         total = b.mul(total, d)
     stop = b.select(b.icmp_signed("<", stop, total), stop, total)
-    row_len = out.dims[-1] if ndim else c64(1)
+    # With both parameters in registers the output is one flat row (a shape like (10**6, 1)
+    # must not cost a Philox block per element).
+    rows = ndim > 1 and (pa_.fixed is None or pb_.fixed is None)
+    row_len = out.dims[-1] if rows else total
     fill = philox_fill(module)
     words = entry_alloca(b, I64, 2 * CHUNK + 16, "words")
     status = entry_alloca(b, I32, name="status")
@@ -217,8 +220,8 @@ def build_random(module: ir.Module, name: str, dist: str, out_dt: str, a_dt: str
     go = b.and_(b.icmp_signed("<", i, stop), ok)
     b.cbranch(go, body, done)
     b.position_at_end(body)
-    j = b.urem(i, row_len) if ndim > 1 else i
-    row = b.udiv(i, row_len) if ndim > 1 else c64(0)
+    j = b.urem(i, row_len) if rows else i
+    row = b.udiv(i, row_len) if rows else c64(0)
     m = b.sub(row_len, j)
     left = b.sub(stop, i)
     m = b.select(b.icmp_signed("<", left, m), left, m)
