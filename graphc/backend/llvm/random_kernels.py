@@ -66,7 +66,7 @@ PHILOX_M = (0xD2E7470EE14C6C93, 0xCA5A826395121157)
 PHILOX_W = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)
 # Samples from this many elements are split over the executor's threads (a round trip
 # costs ~50-80 us; a uniform element ~1-2 ns, a normal one ~3-5 ns).
-SPLIT_MIN = {"uniform": 1 << 18, "binomial": 1 << 18, "normal": 1 << 16}
+SPLIT_MIN = {"uniform": 1 << 18, "binomial": 1 << 18, "normal": 1 << 17}
 
 
 def _hex(hi: int, lo: int) -> float:
