@@ -341,9 +341,17 @@ def categorical_crossentropy(coding_dist: Any, true_dist: Any) -> Variable:
 
 
 def binary_crossentropy(output: Any, target: Any) -> Variable:
-    """Elementwise ``-(target * log(output) + (1 - target) * log(1 - output))``."""
+    """Elementwise ``-(target * log(output) + (1 - target) * log(1 - output))``.
+
+    For ``output = sigmoid(x)`` this is :func:`sigmoid_binary_crossentropy` of ``x``, built
+    as that one op (as TensorFlow/Keras do): stable for any ``x``, and its gradient is
+    ``(sigmoid(x) - target) * g`` rather than a chain of divisions by probabilities.
+    """
     output = as_tensor_variable(output)
     target = as_tensor_variable(target)
+    if output.owner is not None and isinstance(output.owner.op, Elemwise) \
+            and output.owner.op.scalar_op.name == "sigmoid":
+        return sigmoid_binary_crossentropy(output.owner.inputs[0], target)
     if not target.type.is_float:
         target = cast(target, output.dtype if output.type.is_float else upgrade_to_float(output.dtype))
     return neg(add(mul(target, log(output)), mul(sub(1.0, target), log1p(neg(output)))))
@@ -351,3 +359,13 @@ def binary_crossentropy(output: Any, target: Any) -> Variable:
 
 register("categorical_crossentropy", _FAMILY, True)
 register("binary_crossentropy", _FAMILY, True)
+
+
+# The cross-entropies of logits as single ops live beside (kept out of this file's length).
+from graphc.ops.nnet_xent import (  # noqa: E402
+    CrossentropySoftmax,
+    crossentropy_softmax,
+    sigmoid_binary_crossentropy,
+)
+
+__all__ += ["CrossentropySoftmax", "crossentropy_softmax", "sigmoid_binary_crossentropy"]

@@ -4,7 +4,9 @@
   -> one :class:`~graphc.rewrite.gemm.Gemm` (bias adds, SGD updates, momentum);
 - ``x ** 2 -> sqr(x)``, ``x ** 0.5 -> sqrt(x)``, ``x ** -0.5 -> 1 / sqrt(x)``;
 - ``x * -1 -> -x``;
-- ``x / c -> x * (1 / c)`` for a float constant ``c`` (so ``mean`` is ``sum * (1 / n)``).
+- ``x / c -> x * (1 / c)`` for a float constant ``c`` (so ``mean`` is ``sum * (1 / n)``);
+- ``softmax(x)`` -> the softmax output of a ``CrossentropySoftmax(x, t)`` computing it anyway,
+  else ``exp(log_softmax(x))`` when the log-softmax is computed anyway.
 """
 
 from __future__ import annotations
@@ -189,6 +191,38 @@ def _nnet_cls(name: str) -> type | None:
 
 def _tracks(*names: str) -> list[type]:
     return [c for c in (_nnet_cls(n) for n in names) if c is not None]
+
+
+def _crossentropy_softmax_of(fgraph: FunctionGraph, x: Variable) -> Apply | None:
+    """A CrossentropySoftmax node of logits ``x`` in the graph (its 2nd output is softmax(x))."""
+    cls = _nnet_cls("CrossentropySoftmax")
+    if cls is None:
+        return None
+    for client, _ in fgraph.clients.get(x, []):
+        if isinstance(client, Apply) and isinstance(client.op, cls) and client.inputs[0] is x:
+            return client
+    return None
+
+
+@register_local("specialize", tracks=[*_tracks("Softmax"), Elemwise], tags=RUN)
+def local_softmax_from_crossentropy(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``softmax(x)`` and ``exp(log_softmax(x))`` -> the softmax output of a
+    ``CrossentropySoftmax(x, t)`` in the graph: the loss's pass over the rows computed it
+    already (gradients of cross-entropies multiply by it)."""
+    if isinstance(node.op, Elemwise):
+        if sop_name(node) != "exp":
+            return None
+        lsm = node.inputs[0]
+        cls = _nnet_cls("LogSoftmax")
+        if cls is None or lsm.owner is None or not isinstance(lsm.owner.op, cls):
+            return None
+        src = lsm.owner
+    else:
+        src = node
+    if src.op.axis != 1 or src.inputs[0].ndim != 2:
+        return None
+    xent = _crossentropy_softmax_of(fgraph, src.inputs[0])
+    return _one(node, xent.outputs[1]) if xent is not None else None
 
 
 @register_local("specialize", tracks=_tracks("Softmax"), tags=RUN)

@@ -361,3 +361,7 @@ def local_mul_distribute_cancel(fgraph: FunctionGraph, node: Apply) -> list[Vari
         new = E.add(*new_terms) if kind == "add" else E.sub(*new_terms)
         return _one(node, new)
     return None
+
+
+# The rewrites into the cross-entropy ops register after these (same phase).
+from graphc.rewrite import stabilize_xent  # noqa: E402,F401

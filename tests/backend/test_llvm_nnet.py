@@ -9,7 +9,7 @@ import graphc
 import graphc.tensor as T
 from graphc.backend.reference import NodeRuntimeError
 from graphc.compile.mode import Mode
-from graphc.ops.nnet import LabelPick, LabelScatter, LogSoftmax, Softmax
+from graphc.ops.nnet import CrossentropySoftmax, LabelPick, LabelScatter, LogSoftmax, Softmax
 
 NATIVE = Mode("llvm", "fast_run")
 DEBUG = Mode("debug", "fast_run")
@@ -72,7 +72,7 @@ def test_crossentropy_with_labels_and_gradient(ldtype: str) -> None:
     outs = [loss, graphc.grad(loss, x), T.nnet.LabelPick()(x, y)]
     fn = graphc.function([x, y], outs, mode=NATIVE)
     ref = graphc.function([x, y], outs, mode="PY")
-    assert {LabelPick, LabelScatter, LogSoftmax} <= _native_types(fn)
+    assert {LabelPick, LabelScatter, CrossentropySoftmax} <= _native_types(fn)
     rng = np.random.default_rng(7)
     a = rng.standard_normal((16, 10)).astype("float32")
     lab = rng.integers(0, 10, 16).astype(ldtype)

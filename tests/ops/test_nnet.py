@@ -307,6 +307,17 @@ GRAD_CASES: dict[str, tuple[Callable, list[np.ndarray]]] = {
         [_PROBS, _R.uniform(0, 1, size=(3, 4))]),
     "binary_crossentropy": (T.nnet.binary_crossentropy,
                             [_R.uniform(0.1, 0.9, size=(3, 2)), _R.uniform(0, 1, size=(3, 2))]),
+    # Targets that are not distributions (rows not summing to 1) check the exact gradient
+    # softmax * sum(t) - t; the labels' form and the softmax output are used too.
+    "crossentropy_softmax": (
+        lambda x, t, r: T.nnet.crossentropy_softmax(x, t)
+        + T.nnet.crossentropy_softmax(x, T.constant(_LABELS)) * 0.5
+        + T.nnet.crossentropy_softmax(x, r)
+        + (T.nnet.CrossentropySoftmax()(x, T.constant(_LABELS))[1] ** 2).sum(axis=1),
+        [_R.standard_normal((3, 4)) * 2, _R.uniform(0, 1, size=(3, 4)), _R.uniform(0, 1, size=(1, 4))]),
+    "sigmoid_binary_crossentropy": (
+        lambda x, t, r: T.nnet.sigmoid_binary_crossentropy(x, t) + T.nnet.sigmoid_binary_crossentropy(x, r),
+        [_R.standard_normal((3, 2)) * 3, _R.uniform(0, 1, size=(3, 2)), _R.uniform(0, 1, size=(2,))]),
 }
 
 
@@ -335,3 +346,128 @@ def test_grad_of_grad_through_softmax_and_labels():
         return graphc.grad(cost, x)
 
     verify_grad(second_elementwise, [_away_from_kinks((6,))])
+
+
+def test_grad_of_grad_of_the_crossentropy_ops():
+    def second(x, t):
+        cost = T.nnet.crossentropy_softmax(x, T.constant(_LABELS)).sum() \
+            + T.nnet.crossentropy_softmax(x, t).sum() + T.nnet.sigmoid_binary_crossentropy(x, t).sum()
+        return graphc.grad(cost, x) * x
+
+    verify_grad(second, [_R.standard_normal((3, 4)), _R.uniform(0, 1, size=(3, 4))])
+
+
+# ---------------------------------------------------------------------------------------
+# The cross-entropy ops of logits
+def np_xent(x, t):
+    lsm = np_log_softmax(x.astype("float64"))
+    if t.ndim == 1:
+        return -lsm[np.arange(len(t)), t]
+    return -(t * lsm).sum(axis=1)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(4, 5), (1, 3), (6, 1), (0, 4), (3, 10)])
+def test_crossentropy_softmax_against_numpy(dtype, shape, rng):
+    x = T.tensor(dtype, shape=(None, shape[1]))
+    y, t = T.lvector("y"), T.tensor(dtype, shape=(None, None))
+    row = T.tensor(dtype, shape=(1, None))
+    op = T.nnet.CrossentropySoftmax()
+    outs = [*op(x, y), *op(x, t), op(x, row)[0]]
+    assert outs[0].type.shape == (None,) and outs[1].type.shape == (None, shape[1])
+    assert all(o.dtype == dtype for o in outs)
+    xv = (rng.standard_normal(shape) * 5).astype(dtype)
+    yv = rng.integers(0, shape[1], shape[0])
+    tv = rng.uniform(size=shape).astype(dtype)
+    rv = rng.uniform(size=(1, shape[1])).astype(dtype)
+    got = run([x, y, t, row], outs)(xv, yv, tv, rv)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == "float32" else dict(rtol=1e-12, atol=1e-12)
+    want = [np_xent(xv, yv), np_softmax(xv.astype("float64")), np_xent(xv, tv),
+            np_softmax(xv.astype("float64")), np_xent(xv, np.broadcast_to(rv, shape))]
+    for g, w in zip(got, want):
+        assert g.dtype == dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, **tol)
+
+
+def test_crossentropy_softmax_static_shapes_and_errors():
+    op = T.nnet.CrossentropySoftmax()
+    x = T.tensor("float32", shape=(None, 10))
+    assert op(x, T.tensor("int64", shape=(8,)))[0].type.shape == (8,)
+    assert op(x, T.tensor("float32", shape=(5, 1)))[0].type.shape == (5,)
+    assert op(x, T.tensor("float32", shape=(5, 1)))[1].type.shape == (None, 10)
+    with pytest.raises(ValueError):
+        op(T.tensor("float32", shape=(3, 4)), T.tensor("int64", shape=(2,)))
+    with pytest.raises(ValueError):
+        op(x, T.tensor("float32", shape=(None, 4)))
+    with pytest.raises(TypeError):
+        op(x, T.fvector())  # float labels
+    with pytest.raises(TypeError):
+        op(T.fvector(), T.lvector())
+    with pytest.raises(TypeError):
+        op(x, T.dmatrix())  # the targets' dtype must be the logits'
+    assert T.nnet.crossentropy_softmax(x, T.dmatrix()).dtype == "float32"  # the function casts
+    y = T.lvector("y")
+    f = run([x, y], T.nnet.crossentropy_softmax(x, y))
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 10\)"):
+        f(np.zeros((2, 10), "float32"), [0, 10])
+    with pytest.raises(ValueError, match="labels"):
+        f(np.zeros((2, 10), "float32"), [0, 1, 2])
+    m = T.matrix("m")
+    g = run([m, y], T.nnet.crossentropy_softmax(m, y))
+    with pytest.raises(ValueError, match="no class"):
+        g(np.zeros((2, 0), "float32"), [0, 0])
+    tm = T.matrix("tm")
+    h = run([m, tm], T.nnet.crossentropy_softmax(m, tm))
+    with pytest.raises(ValueError, match="broadcast"):
+        h(np.zeros((2, 3), "float32"), np.zeros((2, 4), "float32"))
+
+
+def test_crossentropy_ops_are_finite_at_1000():
+    x, y, t = T.dmatrix("x"), T.lvector("y"), T.dmatrix("t")
+    xv = np.array([[1000.0, -1000.0, 0.0], [-1000.0, 0.0, 1000.0]])
+    yv = np.array([1, 2])
+    tv = np.eye(3)[[1, 0]]
+    cost = T.nnet.crossentropy_softmax(x, y).sum() + T.nnet.crossentropy_softmax(x, t).sum() \
+        + T.nnet.sigmoid_binary_crossentropy(x, t).sum()
+    for mode in ("PY", "FAST_RUN", "NONE"):
+        c, g = graphc.function([x, y, t], [cost, graphc.grad(cost, x)], mode=mode)(xv, yv, tv)
+        assert np.isfinite(c) and np.all(np.isfinite(g))
+        want = np_xent(xv, yv).sum() + np_xent(xv, tv).sum() + (np.logaddexp(0, xv) - tv * xv).sum()
+        assert want == 10000 + 2 * np.log(2)
+        np.testing.assert_allclose(c, want)
+        sm = np_softmax(xv)
+        sig = np.where(xv > 0, 1.0, np.where(xv < 0, 0.0, 0.5))
+        np.testing.assert_allclose(g, (sm - np.eye(3)[yv]) + (sm - tv) + (sig - tv), atol=1e-12)
+
+
+@pytest.mark.parametrize("xdtype,tdtype", [("float32", "float32"), ("float64", "float64"),
+                                           ("float32", "int8"), ("float32", "float64"),
+                                           ("int32", "bool")])
+def test_sigmoid_binary_crossentropy_against_numpy(xdtype, tdtype, rng):
+    x = T.tensor(xdtype, shape=(None, 3))
+    t = T.tensor(tdtype, shape=(None, None))
+    out = T.nnet.sigmoid_binary_crossentropy(x, t)
+    xf = "float64" if xdtype == "int32" else xdtype
+    expected_dtype = np.result_type(xf, tdtype if tdtype.startswith("float") else xf).name
+    assert out.dtype == expected_dtype and out.type.shape == (None, 3)
+    xv = (rng.standard_normal((4, 3)) * 30).astype(xdtype)
+    tv = (rng.uniform(size=(4, 3)) > 0.5).astype(tdtype)
+    res = run([x, t], out)(xv, tv)
+    x64, t64 = xv.astype("float64"), tv.astype("float64")
+    np.testing.assert_allclose(res, np.logaddexp(0, x64) - t64 * x64,
+                               rtol=1e-5 if expected_dtype == "float32" else 1e-12, atol=1e-6)
+    assert res.dtype == expected_dtype
+
+
+def test_sigmoid_binary_crossentropy_keeps_tiny_losses():
+    # t = 1 and a large x: softplus(x) - x would cancel to 0; the op keeps exp(-x).
+    x, t = T.dvector("x"), T.dvector("t")
+    out = run([x, t], T.nnet.sigmoid_binary_crossentropy(x, t))(np.array([40.0, -40.0]), np.array([1.0, 0.0]))
+    np.testing.assert_allclose(out, [np.exp(-40.0)] * 2, rtol=1e-12)
+
+
+def test_binary_crossentropy_of_sigmoid_builds_the_op():
+    x, t = T.matrix("x"), T.matrix("t")
+    out = T.nnet.binary_crossentropy(T.nnet.sigmoid(x), t)
+    assert out.owner.op.scalar_op.name == "sigmoid_binary_crossentropy"
+    assert out.owner.inputs[0] is x

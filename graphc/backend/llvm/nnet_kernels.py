@@ -9,6 +9,11 @@ exp is graphc's vectorizable one, so a contiguous row runs on vectors.
 LabelPick/LabelScatter check every label against the row length before using it: a
 label out of range stops the kernel before any access, and the reference then raises
 its error naming the bad values. The runner checks the shapes first.
+
+CrossentropySoftmax runs the softmax row passes once for both its outputs: the loss is
+``log(sum) - (x[label] - max)`` (the label checked as above) or
+``sum_j t[j] * (log(sum) - (x[j] - max))`` with targets broadcast along either axis.
+``sigmoid_binary_crossentropy`` is a scalar op: its lowering joins the elementwise ones.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 from llvmlite import ir
 
+from graphc.backend.llvm import scalar as _scalar
 from graphc.backend.llvm import vmath
 from graphc.backend.llvm.irutil import (
     I32,
@@ -44,7 +50,7 @@ from graphc.backend.llvm.lowering import (
 from graphc.backend.llvm.reduce_kernels import _contiguous_strides
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
-from graphc.ops.nnet import LabelPick, LabelScatter, LogSoftmax, Softmax
+from graphc.ops.nnet import CrossentropySoftmax, LabelPick, LabelScatter, LogSoftmax, Softmax
 
 
 def build_softmax(module: ir.Module, name: str, dtype: str, ndim: int, axis: int, log: bool) -> None:
@@ -315,3 +321,121 @@ def lower_label_scatter(node: Apply) -> NativeNode | None:
 
     return NativeNode(name, 3, lambda m: build_label_scatter(m, name, dtype, labels.dtype, like.ndim), runner)
 
+
+
+# -- cross-entropy of a softmax --------------------------------------------------------------
+def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype: str | None) -> None:
+    """Arrays: logits (R, N), labels (R,) or targets broadcastable to (R, N), loss (R,),
+    softmax (R, N). A label out of range returns status 1 before any access with it."""
+    fn, b, (px, pt, pl, ps) = new_kernel(module, name, 4)
+    x = Arr(b, px, dtype, 2)
+    t = Arr(b, pt, ldtype, 1) if ldtype is not None else Arr(b, pt, dtype, 2)
+    loss, sm = Arr(b, pl, dtype, 1), Arr(b, ps, dtype, 2)
+    ty, acc_ty = reg_type(dtype), reg_type("float64")
+    status = entry_alloca(b, I32)
+    b.store(ir.Constant(I32, 0), status)
+    mx, total, tot_t = entry_alloca(b, ty), entry_alloca(b, acc_ty), entry_alloca(b, acc_ty)
+    n, sx = x.dims[1], x.strides[1]
+    sstr = _contiguous_strides(b, sm.dims)
+    tstr = [t.bstride(0)] if ldtype is not None else [t.bstride(0), t.bstride(1)]
+
+    def widen(v: ir.Value) -> ir.Value:
+        return b.fpext(v, acc_ty) if ty != acc_ty else v
+
+    def row(offs: list[ir.Value]) -> None:
+        xo, to, lo, so = offs
+
+        def xat(j: ir.Value) -> ir.Value:
+            return x.load(b.add(xo, b.mul(j, sx)))
+
+        b.store(const(dtype, float("-inf")), mx)
+        for_range(b, n, lambda j: b.store(call_intr(b, "maximum", b.load(mx, typ=ty), xat(j)), mx))
+        m = b.load(mx, typ=ty)
+        b.store(ir.Constant(acc_ty, 0.0), total)
+
+        def expsum(j: ir.Value) -> None:
+            e = vmath.call_math(b, "exp", b.fsub(xat(j), m))
+            sm.store(e, b.add(so, b.mul(j, sstr[1])))
+            b.store(b.fadd(b.load(total, typ=acc_ty), widen(e), flags=("reassoc",)), total)
+
+        for_range(b, n, expsum)
+        s = b.load(total, typ=acc_ty)
+        s = b.fptrunc(s, ty) if ty != acc_ty else s
+        ls = vmath.call_math(b, "log", s)
+
+        def scale(j: ir.Value) -> None:
+            p = b.add(so, b.mul(j, sstr[1]))
+            sm.store(b.fdiv(sm.load(p), s), p)
+
+        for_range(b, n, scale)
+        if ldtype is not None:
+            k, ok = _label_index(b, t, to, n)
+            with b.if_else(ok) as (good, bad):
+                with good:
+                    loss.store(b.fsub(ls, b.fsub(xat(k), m)), lo)
+                with bad:
+                    b.store(ir.Constant(I32, 1), status)
+            return
+        b.store(ir.Constant(acc_ty, 0.0), tot_t)
+
+        def weigh(j: ir.Value) -> None:
+            tv = t.load(b.add(to, b.mul(j, tstr[1])))
+            term = b.fmul(tv, b.fsub(ls, b.fsub(xat(j), m)))
+            b.store(b.fadd(b.load(tot_t, typ=acc_ty), widen(term)), tot_t)
+
+        for_range(b, n, weigh)
+        v = b.load(tot_t, typ=acc_ty)
+        loss.store(b.fptrunc(v, ty) if ty != acc_ty else v, lo)
+
+    nest(b, [x.dims[0]], [[x.strides[0]], [tstr[0]], [c64(1)], [sstr[0]]], [c64(0)] * 4, row)
+    b.ret(b.load(status, typ=I32))
+
+
+@register_lowering(CrossentropySoftmax)
+def lower_crossentropy_softmax(node: Apply) -> NativeNode | None:
+    x, t = node.inputs
+    if x.dtype not in ("float32", "float64"):
+        return None
+    labels = t.ndim == 1
+    if labels and not _label_dtypes(x.dtype, t.dtype):
+        return None
+    ldtype = t.dtype if labels else None
+    name = kernel_id("gcxentsm", x.dtype, ldtype)
+
+    def runner(cfunc: Callable[..., int]) -> Runner:
+        gate = Gate(node)
+        get, alloc_loss, alloc_sm = gate.getter((0, 1)), gate.allocator(0), gate.allocator(1)
+
+        def run(values: list[Any]) -> list[Any]:
+            a, tv = get(values)
+            rows, n = a.shape
+            # Anything but targets broadcasting into the logits (labels: one per row) runs
+            # the reference, which raises its error or broadcasts the logits too.
+            if n == 0 or (tv.shape != (rows,) if labels else
+                          any(d not in (1, e) for d, e in zip(tv.shape, a.shape))):
+                return run_node(node, values)
+            out_loss, out_sm = alloc_loss((rows,)), alloc_sm(a.shape)
+            if cfunc(0, 0, a, tv, out_loss, out_sm):
+                return run_node(node, values)  # a label out of range: the reference says which
+            return [out_loss, out_sm]
+
+        return run
+
+    return NativeNode(name, 4, lambda m: build_crossentropy_softmax(m, name, x.dtype, ldtype), runner)
+
+
+# -- the elementwise sigmoid_binary_crossentropy ----------------------------------------------
+_SBCE = "sigmoid_binary_crossentropy"
+# Its reference is not a ufunc: the loop dtype is what the reference returns for the inputs.
+_scalar._PROBED.add(_SBCE)
+_scalar._FLOAT_ONLY.add(_SBCE)
+
+
+@_scalar.lowering(_SBCE)
+def _sigmoid_binary_crossentropy(ctx: _scalar.Ctx, v: list[ir.Value], t: str) -> ir.Value:
+    """``max(x, 0) - x * t + log1p(exp(-|x|))``, as the reference."""
+    b, (x, y) = ctx.b, v
+    zero = const(t, 0)
+    pos = _scalar._max(b, x, zero, t, ">=")
+    tail = vmath.call_math(b, "log1p", vmath.call_math(b, "exp", b.fneg(call_intr(b, "fabs", x))))
+    return b.fadd(b.fsub(pos, b.fmul(x, y)), tail)
