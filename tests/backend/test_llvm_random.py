@@ -343,3 +343,26 @@ def test_keras_like_dropout_layer_same_in_both_modes() -> None:
     for a, b in zip(*outs):
         np.testing.assert_array_equal(a, b)
         assert set(np.unique(a)) <= {0.0, 2.0}
+
+
+def test_kernel_refuses_size_values_that_are_not_the_output_dims() -> None:
+    # A caller replaying a recorded kernel call on new inputs (same shapes, other values)
+    # must not get a sample of the old size: the kernel checks the size inputs.
+    from graphc.backend.llvm.executor import WHOLE, _cfunc, _kernels
+
+    srng = T.random.RandomStream(0)
+    k, v = T.iscalar("k"), T.lvector("v")
+    for inputs, sample, good, bad in [
+        ([k], srng.uniform((k, 3)), [np.array(4, "int32"), np.array(3)], [np.array(5, "int32"), np.array(3)]),
+        ([v], srng.normal(v, ndim=2), [np.array([4, 3])], [np.array([4, 2])]),
+    ]:
+        fn = graphc.function(inputs, sample, mode=NATIVE)
+        (node,) = _random_nodes(fn)
+        addr, _ = _kernels[f"{dict(fn.native_kernels())[node]}@O3"]
+        cf = _cfunc(addr, 5 + len(good))
+        state = np.array([1, 2], np.uint64)
+        lo, hi = np.array(0.0, "float32"), np.array(1.0, "float32")
+        new_state, out = np.zeros(2, np.uint64), np.empty((4, 3), "float32")
+        assert cf(0, WHOLE, state, *good, lo, hi, new_state, out) == 0
+        assert cf(0, WHOLE, state, *bad, lo, hi, new_state, out) != 0
+        np.testing.assert_array_equal(new_state, [1, 3])

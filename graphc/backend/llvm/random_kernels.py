@@ -16,8 +16,9 @@ and cos kernels on ``|theta| <= pi/4`` (within 1 ulp of libm there), a few float
 ulp from the reference. Binomial parameters out of range (p outside [0, 1] or NaN,
 n < 0) make the kernel refuse, and the reference raises its error.
 
-Kernel arguments: ``(state, a, b, new_state, out)``; ``new_state`` is written by the
-call whose range starts at 0.
+Kernel arguments: the node's inputs and outputs, ``(state, size..., a, b, new_state,
+out)``; ``new_state`` is written by the call whose range starts at 0; size inputs are
+checked against the output's dims.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ from graphc.ops.random import TWO_PI, RandomVariable
 Runner = Callable[[list[Any]], list[Any]]
 I128 = ir.IntType(128)
 CHUNK = 256
-VERSION = 2  # bump when the generated code changes meaning
+VERSION = 3  # bump when the generated code changes meaning
 PHILOX_M = (0xD2E7470EE14C6C93, 0xCA5A826395121157)
 PHILOX_W = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)
 # Samples from this many elements are split over the executor's threads (a round trip
@@ -187,11 +188,12 @@ def _to_i64(b: ir.IRBuilder, v: ir.Value, dtype: str) -> ir.Value:
 
 
 def build_random(module: ir.Module, name: str, dist: str, out_dt: str, a_dt: str, b_dt: str,
-                 a_nd: int, b_nd: int, ndim: int) -> None:
-    fn, b, (ps, pa, pb, pns, po) = new_kernel(module, name, 5)
+                 a_nd: int, b_nd: int, ndim: int, size_kind: str, size_dts: tuple[str, ...]) -> None:
+    fn, b, (ps, *psizes, pa, pb, pns, po) = new_kernel(module, name, 5 + len(size_dts))
     start, stop = fn.args[0], fn.args[1]
     st, ns = Arr(b, ps, "uint64", 1), Arr(b, pns, "uint64", 1)
     out = Arr(b, po, out_dt, ndim)
+    _check_size(b, out, size_kind, psizes, size_dts)
     pa_, pb_ = _Param(b, Arr(b, pa, a_dt, a_nd), ndim), _Param(b, Arr(b, pb, b_dt, b_nd), ndim)
     k0, k1 = st.load(c64(0)), st.load(st.strides[0])
     with b.if_then(b.icmp_signed("==", start, c64(0))):
@@ -241,6 +243,30 @@ def build_random(module: ir.Module, name: str, dist: str, out_dt: str, a_dt: str
     b.branch(head)
     b.position_at_end(done)
     b.ret(b.load(status, typ=I32))
+
+
+def _check_size(b: ir.IRBuilder, out: Arr, size_kind: str, psizes: list[ir.Value],
+                size_dts: tuple[str, ...]) -> None:
+    """Refuse (status 1) unless the size inputs' values are the output's dims: the runner
+    allocated ``out`` from them, but a caller replaying recorded kernel calls on new
+    inputs (graphc.backend.llvm.plan) keys only on shapes, not on values."""
+    if size_kind == "none":
+        return
+    ok = ir.Constant(ir.IntType(1), 1)
+    if size_kind == "vector":
+        vec = Arr(b, psizes[0], size_dts[0], 1)
+        ok = b.icmp_signed("==", vec.dims[0], c64(out.ndim))
+        values = [_to_i64(b, vec.load(b.mul(c64(d), vec.strides[0])), size_dts[0]) for d in range(out.ndim)]
+    else:
+        values = [_to_i64(b, Arr(b, p, dt, 0).load(c64(0)), dt) for p, dt in zip(psizes, size_dts)]
+    for v, d in zip(values, out.dims):
+        ok = b.and_(ok, b.icmp_signed("==", v, d))
+    good = b.append_basic_block("size_ok")
+    bad = b.append_basic_block("size_bad")
+    b.cbranch(ok, good, bad)
+    b.position_at_end(bad)
+    b.ret(ir.Constant(I32, 1))
+    b.position_at_end(good)
 
 
 def _fill(b: ir.IRBuilder, fill: ir.Function, words: ir.Value, key: tuple, first_word: ir.Value,
@@ -445,12 +471,15 @@ def lower_random(node: Apply) -> NativeNode | None:
     # A parameter statically of size 1 is a register: the kernel reads only its data pointer.
     a_nd = 0 if all(s == 1 for s in a.type.shape) else a.ndim
     b_nd = 0 if all(s == 1 for s in bv.type.shape) else bv.ndim
-    name = kernel_id("gcrandom", VERSION, op.dist, out_dt, a.dtype, bv.dtype, a_nd, b_nd, ndim, CHUNK)
+    size_dts = tuple(v.dtype for v in node.inputs[1:1 + k])
+    name = kernel_id("gcrandom", VERSION, op.dist, out_dt, a.dtype, bv.dtype, a_nd, b_nd, ndim, CHUNK,
+                     op.size_kind, size_dts)
 
     def build(module: ir.Module) -> None:
-        build_random(module, name, op.dist, out_dt, a.dtype, bv.dtype, a_nd, b_nd, ndim)
+        build_random(module, name, op.dist, out_dt, a.dtype, bv.dtype, a_nd, b_nd, ndim, op.size_kind,
+                     size_dts)
 
-    return NativeNode(name, 5, build, lambda cfunc: _runner(node, cfunc, a_nd, b_nd))
+    return NativeNode(name, 5 + k, build, lambda cfunc: _runner(node, cfunc, a_nd, b_nd))
 
 
 def _runner(node: Apply, cfunc: Callable[..., int], a_nd: int, b_nd: int) -> Runner:
@@ -464,16 +493,15 @@ def _runner(node: Apply, cfunc: Callable[..., int], a_nd: int, b_nd: int) -> Run
     alloc_state, alloc_out = gate.allocator(0), gate.allocator(1)
     threads = kernel_threads()
     split_min = SPLIT_MIN[op.dist]
-    ndarray = np.ndarray
+    get_sizes = gate.getter(range(1, 1 + k)) if k else None
 
-    def size_of(values: list[Any], a: np.ndarray, bb: np.ndarray) -> tuple[int, ...] | None:
+    def size_of(sizes: list[np.ndarray], a: np.ndarray, bb: np.ndarray) -> tuple[int, ...] | None:
         if kind == "vector":
-            vec = values[1]
-            shape = tuple(vec.tolist()) if type(vec) is ndarray and vec.ndim == 1 else None
-            if shape is None or len(shape) != ndim:
+            shape = tuple(sizes[0].tolist())
+            if len(shape) != ndim:
                 return None
         elif kind == "scalars":
-            shape = tuple(int(values[1 + j]) for j in range(k))
+            shape = tuple(int(s) for s in sizes)
         else:
             try:
                 shape = np.broadcast_shapes(a.shape, bb.shape)
@@ -485,7 +513,8 @@ def _runner(node: Apply, cfunc: Callable[..., int], a_nd: int, b_nd: int) -> Run
     def run(values: list[Any]) -> list[Any]:
         (state,) = get_state(values)
         a, bb = get_params(values)
-        shape = size_of(values, a, bb)
+        sizes = get_sizes(values) if get_sizes is not None else []
+        shape = size_of(sizes, a, bb)
         if (shape is None or state.shape != (2,) or not _fits(a.shape, shape) or not _fits(bb.shape, shape)
                 or (a_nd == 0 and a.size != 1) or (b_nd == 0 and bb.size != 1)
                 or any(s < 0 for s in shape)):
@@ -496,10 +525,11 @@ def _runner(node: Apply, cfunc: Callable[..., int], a_nd: int, b_nd: int) -> Run
             return run_node(node, values)
         new_state = alloc_state((2,))
         n = out.size
+        args = [state, *sizes, a, bb, new_state, out]
         if n >= split_min and threads > 1:
-            rc = _run_split(cfunc, n, [state, a, bb, new_state, out], threads)
+            rc = _run_split(cfunc, n, args, threads)
         else:
-            rc = cfunc(0, WHOLE, state, a, bb, new_state, out)
+            rc = cfunc(0, WHOLE, *args)
         if rc:
             return run_node(node, values)
         return [new_state, out]
