@@ -27,6 +27,24 @@ def sparse_labels(y_true: Variable, y_pred: Variable) -> Variable:
     return y_true
 
 
+def _logits_of(y_pred: Variable, activation: str, axis: int = -1) -> Variable | None:
+    """The logits of a softmax (over ``axis``) or sigmoid output, else None.
+
+    Keras (TensorFlow backend) computes the cross-entropy of such an output from its
+    logits, skipping the clip to ``[eps, 1 - eps]``; so does this frontend, which makes the
+    loss one stable op (``crossentropy_softmax``, ``sigmoid_binary_crossentropy``) with
+    finite values and gradients for any logits.
+    """
+    node = y_pred.owner
+    if node is None:
+        return None
+    if activation == "softmax" and isinstance(node.op, T.nnet.Softmax):
+        return node.inputs[0] if node.op.axis == axis % y_pred.ndim else None
+    if activation == "sigmoid" and getattr(getattr(node.op, "scalar_op", None), "name", None) == "sigmoid":
+        return node.inputs[0]
+    return None
+
+
 def mean_squared_error(y_true: Variable, y_pred: Variable) -> Variable:
     return K.mean(K.square(y_pred - y_true), axis=-1)
 
@@ -80,8 +98,10 @@ def categorical_crossentropy(y_true: Variable, y_pred: Variable, from_logits: bo
     if label_smoothing:
         n = y_pred.type.shape[axis]
         y_true = y_true * (1.0 - label_smoothing) + label_smoothing / n
-    if from_logits:
-        return -K.sum(y_true * K.log_softmax(y_pred, axis=axis), axis=axis)
+    logits = y_pred if from_logits else _logits_of(y_pred, "softmax", axis)
+    if logits is not None:
+        # graphc's stabilize phase makes this one CrossentropySoftmax op (for matrices).
+        return -K.sum(y_true * K.log_softmax(logits, axis=axis), axis=axis)
     y_pred = y_pred / K.sum(y_pred, axis=axis, keepdims=True)
     y_pred = K.clip(y_pred, K.epsilon(), 1.0 - K.epsilon())
     return -K.sum(y_true * K.log(y_pred), axis=axis)
@@ -90,6 +110,11 @@ def categorical_crossentropy(y_true: Variable, y_pred: Variable, from_logits: bo
 def sparse_categorical_crossentropy(y_true: Variable, y_pred: Variable, from_logits: bool = False,
                                     axis: int = -1) -> Variable:
     labels = sparse_labels(y_true, y_pred)
+    logits = y_pred if from_logits else _logits_of(y_pred, "softmax", axis)
+    if logits is not None and logits.ndim == 2 and axis in (-1, 1):
+        # One op from the labels (no one-hot matrix); a label out of range is an error, as
+        # in Keras, instead of a silent zero row.
+        return T.nnet.crossentropy_softmax(logits, labels)
     one_hot = K.one_hot(labels, y_pred.type.shape[-1])
     return categorical_crossentropy(one_hot, y_pred, from_logits=from_logits, axis=axis)
 
@@ -98,10 +123,10 @@ def binary_crossentropy(y_true: Variable, y_pred: Variable, from_logits: bool = 
                         label_smoothing: float = 0.0) -> Variable:
     if label_smoothing:
         y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
-    if from_logits:
-        # log(1 + exp(-|x|)) + max(x, 0) - x * y: the logistic loss without overflow.
-        per = K.softplus(-K.abs(y_pred)) + K.maximum(y_pred, 0.0) - y_pred * y_true
-        return K.mean(per, axis=-1)
+    logits = y_pred if from_logits else _logits_of(y_pred, "sigmoid")
+    if logits is not None:
+        # softplus(x) - x * y: the logistic loss as one stable elementwise op.
+        return K.mean(T.nnet.sigmoid_binary_crossentropy(logits, y_true), axis=-1)
     p = K.clip(y_pred, K.epsilon(), 1.0 - K.epsilon())
     return K.mean(-(y_true * K.log(p) + (1.0 - y_true) * K.log(1.0 - p)), axis=-1)
 

@@ -64,28 +64,50 @@ def _xent(x: Variable, t: Variable) -> Variable:
 
 
 # ---------------------------------------------------------------------------------------
-@register_local("stabilize", tracks=[Elemwise], tags=FAST)
+def _reduce_cls() -> list[type]:
+    from graphc.ops.reduce import Reduce
+
+    return [Reduce]
+
+
+@register_local("stabilize", tracks=[Elemwise, *_reduce_cls()], tags=FAST)
 def local_crossentropy_softmax(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
-    """``-pick(log_softmax(x), y) -> xent(x, y)``; ``-sum(t * log_softmax(x), axis=1) ->
-    xent(x, t)`` (``t`` the product of the other factors)."""
-    if sop_name(node) != "neg" or _nnet() is None:
+    """``-pick(log_softmax(x), y) -> xent(x, y)``; ``sum(t * log_softmax(x), axis=1) ->
+    -xent(x, t)`` (``t`` the product of the other factors; ``--xent`` then cancels)."""
+    from graphc.ops.reduce import Reduce
+
+    nnet = _nnet()
+    if nnet is None:
+        return None
+    if isinstance(node.op, Reduce):
+        # sum(t * lsm, axis=1) -> -xent(x, t): the negation may have moved out (of a mean).
+        new = _onehot_xent(node.outputs[0])
+        return _one(node, E.neg(new)) if new is not None else None
+    if sop_name(node) != "neg":
         return None
     (v,) = node.inputs
     if v.owner is None:
         return None
-    nnet = _nnet()
+    if owner_sop(v) == "neg" and v.owner.inputs[0].owner is not None \
+            and isinstance(v.owner.inputs[0].owner.op, nnet.CrossentropySoftmax):
+        return _one(node, v.owner.inputs[0])  # --xent from the rewrite of the sum below
     if isinstance(v.owner.op, nnet.LabelPick):
         lsm, labels = v.owner.inputs
         x = _log_softmax_rows(lsm)
         if x is None or labels.ndim != 1:
             return None
         return _one(node, _xent(x, labels))
+    return None
+
+
+def _onehot_xent(total: Variable) -> Variable | None:
+    """``xent(x, t)`` when ``total`` is ``sum(t * log_softmax(x), axis=1)`` (so ``-xent``)."""
     from graphc.ops.reduce import Reduce
 
-    op = v.owner.op
+    op = total.owner.op
     if not isinstance(op, Reduce) or op.kind != "add" or op.axis != (1,):
         return None
-    prod = v.owner.inputs[0]
+    prod = total.owner.inputs[0]
     if owner_sop(prod) != "mul" or prod.ndim != 2:
         return None
     factors = prod.owner.inputs
@@ -96,17 +118,9 @@ def local_crossentropy_softmax(fgraph: FunctionGraph, node: Apply) -> list[Varia
         rest = factors[:k] + factors[k + 1:]
         t = rest[0] if len(rest) == 1 else E.mul(*rest)
         # Same dtypes throughout, so the op computes in the precision the graph did.
-        if not (x.dtype == t.dtype == prod.dtype == op.dtype == node.outputs[0].dtype):
+        if not (x.dtype == t.dtype == prod.dtype == op.dtype == total.dtype):
             return None
-        loss = fit(_xent(x, t), node.outputs[0])
-        if loss is None:
-            return None
-        out = {node.outputs[0]: loss}
-        # A gradient built before rewriting reads sum(t * lsm) for its shape (ReducedSize,
-        # second): give it the same value from the op, so the log-softmax is not kept alive.
-        if any(c is not node for c, _ in fgraph.clients.get(v, [])):
-            out[v] = E.neg(loss)
-        return out
+        return _xent(x, t)
     return None
 
 
@@ -230,34 +244,32 @@ def _logits_bce(root: Variable) -> tuple[Variable, Variable] | None:
     _terms(root, 1, terms)
     if len(terms) != 3:
         return None
-    x = t = None
+    x: Variable | None = None
+    prod: Variable | None = None
     seen = set()
     for sign, term in terms:
         name = owner_sop(term)
+        cand = None
         if name == "softplus" and sign == 1:
             a = term.owner.inputs[0]
             if owner_sop(a) == "neg" and owner_sop(a.owner.inputs[0]) == "abs":
                 seen.add("sp")
-                x = x or a.owner.inputs[0].owner.inputs[0]
-                if x is not a.owner.inputs[0].owner.inputs[0]:
-                    return None
-                continue
-        if name == "maximum" and sign == 1:
+                cand = a.owner.inputs[0].owner.inputs[0]
+        elif name == "maximum" and sign == 1:
             p, q = term.owner.inputs
             if isinstance(q, Constant) and is_constant_value(q, 0) and all(s == 1 for s in q.type.shape):
                 seen.add("max")
-                x = x or p
-                if x is not p:
-                    return None
-                continue
-        if name == "mul" and sign == -1 and len(term.owner.inputs) == 2:
+                cand = p
+        elif name == "mul" and sign == -1 and len(term.owner.inputs) == 2:
             seen.add("mul")
-            t = term
+            prod = term
             continue
+        if cand is None or (x is not None and cand is not x):
+            return None
+        x = cand
+    if seen != {"sp", "max", "mul"} or x is None or prod is None:
         return None
-    if seen != {"sp", "max", "mul"} or x is None:
-        return None
-    p, q = t.owner.inputs
+    p, q = prod.owner.inputs
     if p is x:
         return x, q
     if q is x:
@@ -316,15 +328,15 @@ def _sum_of(var: Variable, e: Variable) -> tuple[int, list[Any]] | None:
 
 
 def _broadcast_chain(var: Variable, seconds: bool) -> tuple[list[tuple[Any, int, list[Variable]]], Variable]:
-    """Peel axis-inserting DimShuffles (and ``second(like, .)`` if ``seconds``) off ``var``:
-    (steps, core)."""
+    """Peel DimShuffles (and ``second(like, .)`` if ``seconds``) off ``var``: (steps, core).
+    Whether the axes still line up is :func:`_ratio_axis`'s question."""
     steps: list[tuple[Any, int, list[Variable]]] = []
     while var.owner is not None:
         op = var.owner.op
         if seconds and sop_name(var.owner) == "second":
             steps.append((op, 1, list(var.owner.inputs)))
             var = var.owner.inputs[1]
-        elif isinstance(op, DimShuffle) and not op.dropped:
+        elif isinstance(op, DimShuffle):  # (dropped axes have length 1: checked when built)
             steps.append((op, 0, list(var.owner.inputs)))
             var = var.owner.inputs[0]
         else:
