@@ -366,3 +366,21 @@ def test_kernel_refuses_size_values_that_are_not_the_output_dims() -> None:
         assert cf(0, WHOLE, state, *good, lo, hi, new_state, out) == 0
         assert cf(0, WHOLE, state, *bad, lo, hi, new_state, out) != 0
         np.testing.assert_array_equal(new_state, [1, 3])
+
+
+def test_repeated_calls_with_changing_sizes() -> None:
+    # Repeated calls may run as a recorded plan (graphc.backend.llvm.plan): a new size value
+    # with the same argument shapes must still give a sample of the new size, the stream
+    # continuing as in PY.
+    ks = [4, 4, 4, 4, 5, 5, 5, 3, 3, 3]
+    results = []
+    for mode in ("PY", NATIVE):
+        srng = T.random.RandomStream(1)
+        k, x = T.lscalar("k"), T.matrix("x")
+        f = graphc.function([k, x], [srng.uniform((k, 3)), srng.binomial(x.shape, p=0.5, dtype="float32") * x,
+                                     srng.normal((k,), dtype="float64")], mode=mode)
+        results.append([f(kk, np.ones((2, 7), "float32")) for kk in ks])
+    for kk, ref, got in zip(ks, *results):
+        assert got[0].shape == (kk, 3) and got[2].shape == (kk,)
+        for a, b, dist in zip(got, ref, ["uniform", "binomial", "normal"]):
+            _check_same(a, b, dist)
