@@ -379,7 +379,10 @@ def test_repeated_calls_with_changing_sizes() -> None:
         k, x = T.lscalar("k"), T.matrix("x")
         f = graphc.function([k, x], [srng.uniform((k, 3)), srng.binomial(x.shape, p=0.5, dtype="float32") * x,
                                      srng.normal((k,), dtype="float64")], mode=mode)
-        results.append([f(kk, np.ones((2, 7), "float32")) for kk in ks])
+        # arrays, not Python ints: only exact ndarray arguments take a plan
+        results.append([f(np.array(kk), np.ones((2, 7), "float32")) for kk in ks])
+        if mode is NATIVE:
+            assert getattr(f, "_plan", "no plans") is not None, getattr(f, "_plan_why", "")
     for kk, ref, got in zip(ks, *results):
         assert got[0].shape == (kk, 3) and got[2].shape == (kk,)
         for a, b, dist in zip(got, ref, ["uniform", "binomial", "normal"]):
