@@ -9,7 +9,9 @@ import graphc
 import graphc.tensor as T
 from graphc.backend.reference import NodeRuntimeError
 from graphc.compile.mode import Mode
+from graphc.ops.elemwise import Elemwise
 from graphc.ops.nnet import CrossentropySoftmax, LabelPick, LabelScatter, LogSoftmax, Softmax
+from graphc.rewrite import Fused
 
 NATIVE = Mode("llvm", "fast_run")
 DEBUG = Mode("debug", "fast_run")
@@ -123,3 +125,104 @@ def test_debug_mode_agrees() -> None:
     loss = T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).mean()
     fn = graphc.function([x, y], [loss, graphc.grad(loss, x)], mode=DEBUG)
     fn(np.random.default_rng(9).standard_normal((8, 5)).astype("float32"), np.arange(8, dtype="int32") % 5)
+
+
+# ---------------------------------------------------------------------------------------
+# CrossentropySoftmax and sigmoid_binary_crossentropy
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("ldtype", ["int32", "int64", "uint8"])
+def test_crossentropy_softmax_native(dtype: str, ldtype: str) -> None:
+    x = T.tensor(dtype, shape=(None, None), name="x")
+    y = T.tensor(ldtype, shape=(None,), name="y")
+    t = T.tensor(dtype, shape=(None, None), name="t")
+    op = CrossentropySoftmax()
+    outs = [*op(x, y), *op(x, t)]
+    fn = graphc.function([x, y, t], outs, mode=NATIVE)
+    ref = graphc.function([x, y, t], outs, mode="PY")
+    assert CrossentropySoftmax in _native_types(fn) and not fn._program.fallback_nodes
+    rng = np.random.default_rng(11)
+    for shape in [(7, 5), (1, 1), (0, 4), (3, 300)]:
+        a = (rng.standard_normal(shape) * 10).astype(dtype)
+        if a.size:
+            a.flat[0], a.flat[-1] = 1000, -1000  # finite where exp overflows
+        lab = rng.integers(0, shape[1], shape[0]).astype(ldtype)
+        tv = rng.uniform(size=shape).astype(dtype)
+        for args in [(a, lab, tv), (a[::-1], lab[::-1], tv[::-1]), (np.asfortranarray(a), lab, tv),
+                     (a[:, ::-1], lab, np.asfortranarray(tv))]:
+            for got, want in zip(fn(*args), ref(*args)):
+                assert got.dtype == want.dtype and got.shape == want.shape
+                assert np.isfinite(got).all()
+                np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype])
+
+
+@pytest.mark.parametrize("tshape", [(1, 6), (4, 1), (1, 1), (4, 6)])
+def test_crossentropy_softmax_broadcast_targets(tshape: tuple) -> None:
+    x = T.dmatrix("x")
+    t = T.tensor("float64", shape=(None, None), name="t")
+    outs = list(CrossentropySoftmax()(x, t))
+    fn = graphc.function([x, t], outs, mode=NATIVE)
+    ref = graphc.function([x, t], outs, mode="PY")
+    rng = np.random.default_rng(12)
+    a, tv = rng.standard_normal((4, 6)), rng.uniform(size=tshape)
+    for got, want in zip(fn(a, tv), ref(a, tv)):
+        np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    # logits broadcast up to the targets' rows: the reference's broadcasting, same values
+    got, want = fn(a[:1], rng.uniform(size=(3, 6))), ref(a[:1], rng.uniform(size=(3, 6)))
+    assert got[0].shape == want[0].shape == (3,)
+    with pytest.raises(NodeRuntimeError, match="broadcast"):
+        fn(a, rng.uniform(size=(4, 5)))
+
+
+@pytest.mark.parametrize("bad", [5, -1, 2**40])
+def test_crossentropy_softmax_bad_labels_raise(bad: int) -> None:
+    x, y = T.dmatrix("x"), T.lvector("y")
+    loss = CrossentropySoftmax()(x, y)[0].sum()
+    fn = graphc.function([x, y], [loss, graphc.grad(loss, x)], mode=NATIVE)
+    with pytest.raises(NodeRuntimeError, match=r"labels must lie in \[0, 5\)"):
+        fn(np.zeros((3, 5)), np.array([0, bad, 1]))
+    with pytest.raises(NodeRuntimeError, match="labels"):
+        fn(np.zeros((3, 5)), np.array([0, 1]))  # one label short
+    with pytest.raises(NodeRuntimeError, match="no class"):
+        fn(np.zeros((3, 0)), np.array([0, 0, 0]))
+    assert np.isfinite(fn(np.zeros((3, 5)), np.array([0, 4, 2]))[0])
+
+
+def test_crossentropy_training_step_native_matches_reference() -> None:
+    x, y, t = T.fmatrix("x"), T.ivector("y"), T.fmatrix("t")
+    cost = (T.nnet.categorical_crossentropy(T.nnet.softmax(x), y).mean()
+            + T.nnet.categorical_crossentropy(T.nnet.softmax(x), t).mean()
+            + T.nnet.binary_crossentropy(T.nnet.sigmoid(x), t).mean())
+    outs = [cost, graphc.grad(cost, x)]
+    fn = graphc.function([x, y, t], outs, mode=NATIVE)
+    dbg = graphc.function([x, y, t], outs, mode=DEBUG)
+    ref = graphc.function([x, y, t], outs, mode="PY")
+    assert CrossentropySoftmax in _native_types(fn)
+    computing = (CrossentropySoftmax, LabelScatter, Elemwise, Fused)
+    assert not [n for n, _ in fn._program.fallback_nodes if isinstance(n.op, computing)]
+    rng = np.random.default_rng(13)
+    a = (rng.standard_normal((8, 5)) * 1000).astype("float32")
+    lab = rng.integers(0, 5, 8).astype("int32")
+    tv = np.eye(5, dtype="float32")[rng.integers(0, 5, 8)]
+    for got, want in zip(fn(a, lab, tv), ref(a, lab, tv)):
+        assert np.isfinite(got).all()
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    dbg(a, lab, tv)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_sigmoid_binary_crossentropy_native(dtype: str) -> None:
+    x, t = T.tensor(dtype, shape=(None, None), name="x"), T.tensor(dtype, shape=(None, None), name="t")
+    out = T.nnet.sigmoid_binary_crossentropy(x, t)
+    plain = graphc.Mode("llvm", "fast_run", excluding=["fusion"])
+    fn = graphc.function([x, t], out, mode=plain)
+    ref = graphc.function([x, t], out, mode="PY")
+    assert [n.op.scalar_op.name for n in fn._program.native_nodes] == ["sigmoid_binary_crossentropy"]
+    rng = np.random.default_rng(14)
+    a = (rng.standard_normal((6, 7)) * 30).astype(dtype)
+    a[0, :4] = [1000, -1000, np.inf, np.nan]
+    tv = rng.uniform(size=(6, 7)).astype(dtype)
+    with np.errstate(invalid="ignore"):
+        for args in [(a, tv), (a, tv[:1]), (a.T, tv.T)]:
+            got, want = fn(*args), ref(*args)
+            assert got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype], equal_nan=True)
