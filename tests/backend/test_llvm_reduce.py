@@ -209,3 +209,117 @@ def test_sum_to_shape_of_bias_gradients(dtype: str) -> None:
     for args in cases:
         for got, want in zip(fn(*args), ref(*args)):
             _close(got, want)
+
+
+# -- max/min/argmax/argmin: NaN rows, ties across blocks; threaded reductions -------------------
+def _extreme_rows(dtype: str, n: int = 3000) -> np.ndarray:
+    """Rows longer than a block (1024) with NaN and ties placed across block boundaries."""
+    rng = np.random.default_rng(8)
+    a = rng.standard_normal((8, n)).astype(dtype)
+    a[1] = np.nan  # all NaN
+    a[2, [2500, 100, 1800]] = np.nan  # first NaN at 100
+    a[3, [1500, 2900, 2000]] = 50.0  # ties for the max in different blocks
+    a[3, [1700, 10]] = -50.0  # and for the min
+    a[4] = -np.inf
+    a[5, :] = 0.0
+    a[5, 1200] = -0.0
+    a[6, -1] = np.nan  # NaN in the last (partial) block only
+    a[7, 1023:1025] = 9.0  # a tie straddling a block boundary
+    return a
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_extremes_follow_numpy_on_nan_rows_and_ties(dtype: str) -> None:
+    x = T.matrix("x", dtype=dtype)
+    outs = []
+    for ax in (None, 0, 1):
+        outs += [x.max(axis=ax), x.min(axis=ax), T.argmax(x, axis=ax), T.argmin(x, axis=ax)]
+    fn = graphc.function([x], outs, mode=NATIVE)
+    ref = graphc.function([x], outs, mode="PY")
+    a = _extreme_rows(dtype)
+    for view in (a, a[::-1], a[:, ::-1], np.asfortranarray(a), a[2:4], a[3:4]):
+        for got, want, var in zip(fn(view), ref(view), outs):
+            _close(got, want)
+            assert got.dtype == var.dtype and got.ndim == var.ndim
+
+
+@pytest.mark.parametrize("dtype", ["int32", "uint8", "int64"])
+def test_integer_argmax_ties_across_blocks(dtype: str) -> None:
+    x = T.matrix("x", dtype=dtype)
+    outs = [T.argmax(x, axis=1), T.argmin(x, axis=1), T.argmax(x), T.argmin(x, axis=0), x.max(axis=1),
+            x.min()]
+    fn = graphc.function([x], outs, mode=NATIVE)
+    ref = graphc.function([x], outs, mode="PY")
+    a = np.random.default_rng(9).integers(0, 5, (4, 2600)).astype(dtype)
+    a[1, 2000] = 7
+    for got, want in zip(fn(a), ref(a)):
+        _close(got, want)
+
+
+def test_argmax_of_empty_raises_like_numpy() -> None:
+    v = T.fvector("v")
+    fn = graphc.function([v], [T.argmax(v)], mode=NATIVE)
+    with pytest.raises(NodeRuntimeError, match="empty|zero-size"):
+        fn(np.zeros(0, "float32"))
+
+
+@pytest.fixture
+def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every reduction splits (3 threads: uneven slices), however small."""
+    from graphc.backend.llvm import reduce_threads
+
+    monkeypatch.setattr(reduce_threads, "THREAD_MIN_ELEMENTS", 1)
+    monkeypatch.setattr(reduce_threads, "THREADS", 3)
+
+
+def _split_inputs(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    rng = np.random.default_rng(10)
+    a = (rng.standard_normal(shape) * (2 if dtype[0] == "f" else 30)).astype(dtype)
+    if dtype[0] == "f":
+        a.flat[::5] = np.round(a.flat[::5])  # ties
+    return a
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
+def test_threaded_reductions_equal_single_threaded(threaded: None, dtype: str) -> None:
+    from graphc.backend.llvm import reduce_threads
+
+    shape = (7, 5, 301)
+    x = T.tensor(dtype, shape=(None,) * 3, name="x")
+    outs = []
+    for ax in _all_axes(3):
+        outs += [x.sum(axis=ax), x.max(axis=ax), T.argmax(x, axis=ax), T.argmin(x, axis=ax)]
+    outs += [x.min(axis=(0, 2)), x.prod(axis=0), T.any(x, axis=0), T.all(x), x.mean(axis=(0, 1))]
+    fn = graphc.function([x], outs, mode=NATIVE)
+    reduce_threads.THREADS = 1
+    one = graphc.function([x], outs, mode=NATIVE)
+    ref = graphc.function([x], outs, mode="PY")
+    a = _split_inputs(dtype, shape)
+    if dtype[0] == "f":
+        a[3, 2, 7] = a[5, 0, 0] = np.nan
+    for view in (a, a[:, :, ::-1], a[::-1].transpose(0, 1, 2)):
+        with np.errstate(over="ignore"):
+            for got, single, want in zip(fn(view), one(view), ref(view)):
+                _close(got, single)
+                _close(got, want)
+
+
+def test_threaded_full_and_leading_axis_reductions(threaded: None) -> None:
+    v, m, y = T.fvector("v"), T.fmatrix("m"), T.fmatrix("y")
+    outs = [v.sum(), v.max(), v.min(), T.argmax(v), T.argmin(v), v.mean(), m.sum(axis=0), m.max(axis=0),
+            T.argmax(m, axis=0), m.sum(), T.argmax(m), T.sum(T.exp(m) * y, axis=0), T.sum(m * y),
+            T.max(m * y + 1, axis=1)]
+    fn = graphc.function([v, m, y], outs, mode=NATIVE)
+    ref = graphc.function([v, m, y], outs, mode="PY")
+    rng = np.random.default_rng(12)
+    vv = rng.standard_normal(100_003).astype("float32")
+    mv = rng.standard_normal((1001, 37)).astype("float32")
+    vv[[70_000, 90_000]] = 9.0  # a tie in the second and third slices
+    mv[[600, 900], 3] = 9.0
+    for yv in (rng.standard_normal((1001, 37)).astype("float32"), np.ones((1, 37), "float32")):
+        for got, want in zip(fn(vv, mv, yv), ref(vv, mv, yv)):
+            _close(got, want)
+    vv[[80_000, 5]] = np.nan  # the first NaN wins, wherever the slices fall
+    mv[700, 3] = np.nan
+    for got, want in zip(fn(vv, mv, yv), ref(vv, mv, yv)):
+        _close(got, want)
