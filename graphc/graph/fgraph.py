@@ -30,11 +30,19 @@ class FunctionGraph:
         if clone:
             outputs, memo = clone_graph(outputs, {i: i for i in inputs})
         self.inputs: list[Variable] = list(inputs)
+        self.rebuild(outputs)
+
+    def rebuild(self, outputs: Sequence[Variable], order: Sequence[Apply] | None = None) -> None:
+        """Make the graph compute ``outputs`` (from the same inputs), dropping what it held:
+        how a graph restored from the rewrite cache takes the place of the one given.
+        ``order`` (a topological order of the nodes) becomes ``toposort()``'s order."""
         self.outputs: list[Variable] = list(outputs)
         self.nx = nx.DiGraph()
         self.clients: dict[Variable, list[Client]] = {}
         for var in self.inputs:
             self.clients.setdefault(var, [])
+        for node in order or ():
+            self._import_node(node)
         for node in io_toposort(self.outputs, blockers=self.inputs):
             self._import_node(node)
         for i, out in enumerate(self.outputs):

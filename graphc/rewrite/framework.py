@@ -102,6 +102,7 @@ class RewriteLog:
         self.lines: list[str] = []
         self.counts: dict[str, int] = {}
         self.phase = ""
+        self.warned = False  # a rewrite failed (warned): the result is not cached
 
     def record(self, name: str, message: str) -> None:
         self.counts[name] = self.counts.get(name, 0) + 1
@@ -248,6 +249,7 @@ def run_local_phase(
             except Exception as exc:  # noqa: BLE001 - a buggy rewrite must not break compilation
                 if RAISE_REWRITE_ERRORS:
                     raise
+                log.warned = True
                 warnings.warn(f"rewrite {rw.name!r} failed on {node.op} and was skipped: "
                               f"{type(exc).__name__}: {exc}", stacklevel=2)
                 continue
@@ -263,6 +265,7 @@ def run_local_phase(
                     worklist.append(n)
             break
         if fired > limit:
+            log.warned = True
             warnings.warn(
                 f"rewrite phase {log.phase!r} stopped after {fired} rewrites without reaching "
                 f"a fixed point (two rewrites may undo each other)", stacklevel=2,
@@ -379,18 +382,33 @@ def run_phases(fgraph: FunctionGraph, phases: Sequence[Phase], log: RewriteLog) 
                 except Exception as exc:  # noqa: BLE001 - each replacement it made is valid
                     if RAISE_REWRITE_ERRORS:
                         raise
+                    log.warned = True
                     warnings.warn(f"rewrite pass {r.name!r} failed and was stopped: "
                                   f"{type(exc).__name__}: {exc}", stacklevel=2)
         log.phase = ""
 
 
 def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> list[str]:
-    """Rewrite ``fgraph`` in place as ``mode`` says; returns the log of what fired."""
+    """Rewrite ``fgraph`` in place as ``mode`` says; returns the log of what fired.
+
+    For native modes, through the rewrite cache (graphc.rewrite.graph_cache): a graph
+    rewritten before, in this process or another, is restored instead of rewritten."""
     level = getattr(mode, "rewrites", "fast_run")
     phases = DB.select(level, getattr(mode, "including", ()), getattr(mode, "excluding", ()))
     log = RewriteLog()
     before = len(fgraph.nx)
     start = time.perf_counter()
+    ctx = None
+    if phases and getattr(mode, "backend", "py") != "py":
+        from graphc.rewrite import graph_cache
+
+        ctx = graph_cache.graph_context(fgraph, mode, phases)
+        lines = graph_cache.lookup(ctx, fgraph) if ctx is not None else None
+        if lines is not None:
+            elapsed = time.perf_counter() - start
+            if lines and lines[-1].startswith("rewrote"):
+                lines[-1] += f"; restored from the rewrite cache in {elapsed * 1000:.1f} ms"
+            return lines
     run_phases(fgraph, phases, log)
     elapsed = time.perf_counter() - start
     if phases:
@@ -398,4 +416,8 @@ def rewrite_graph(fgraph: FunctionGraph, mode: Any) -> list[str]:
             f"rewrote {before} -> {len(fgraph.nx)} nodes in {elapsed * 1000:.1f} ms "
             f"({', '.join(p.name for p in phases)})"
         )
+    if ctx is not None and not log.warned:
+        from graphc.rewrite import graph_cache
+
+        graph_cache.store(ctx, fgraph, log.lines)
     return log.lines

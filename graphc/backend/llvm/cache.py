@@ -228,17 +228,17 @@ def store(entry: Entry) -> Path | None:
         return None
 
 
-def prune(directory: Path, max_bytes: int | None = None) -> int:
-    """Remove the least recently used entries while the directory holds more than
-    ``max_bytes`` (``MAX_BYTES``); returns how many were removed. Other processes may
-    remove the same files at the same time: that is fine."""
+def prune(directory: Path, max_bytes: int | None = None, suffix: str = SUFFIX) -> int:
+    """Remove the least recently used entries (files ending in ``suffix``) while the
+    directory holds more than ``max_bytes`` (``MAX_BYTES``); returns how many were removed.
+    Other processes may remove the same files at the same time: that is fine."""
     limit = MAX_BYTES if max_bytes is None else max_bytes
     files = []
     total = 0
     try:
         with os.scandir(directory) as it:
             for e in it:
-                if e.name.endswith(SUFFIX) and not e.name.startswith(".tmp-"):
+                if e.name.endswith(suffix) and not e.name.startswith(".tmp-"):
                     st = e.stat()
                     files.append((st.st_mtime, st.st_size, e.path))
                     total += st.st_size
