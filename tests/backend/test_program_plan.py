@@ -85,7 +85,7 @@ def test_outputs_never_alias_plan_buffers_or_shared_storage() -> None:
     rng = np.random.default_rng(2)
     x, y = _batch(rng, 4)
     first = [fn(x, y) for _ in range(3)]
-    assert fn._plan is not None
+    assert fn._plan is not None, fn._plan_why
     kept = [[o.copy() for o in r] for r in first]
     for _ in range(3):
         fn(x, y)

@@ -43,7 +43,7 @@ import numpy as np
 from llvmlite import ir
 from llvmlite.ir.instructions import LoadInstr
 
-from graphc.backend.llvm.irutil import I8, I32, PTR, reg_type
+from graphc.backend.llvm.irutil import I8, I32, I64, PTR, reg_type
 from graphc.backend.llvm.lowering import (
     Arr,
     Gate,
@@ -372,8 +372,15 @@ def _build_gemm(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> N
     for d in reversed(range(rank)):
         ostr.insert(0, acc)
         acc = b.mul(acc, O.dims[d])
-    nest(b, O.dims, [[C.bstride(d) for d in range(rank)], ostr], [c64(0), c64(0)],
-         lambda offs: O.store(b.fmul(bv, C.load(offs[0])), offs[1]))
+    # Updated in place (graphc.backend.llvm.plan: C is the output, beta 1): nothing to copy.
+    same = b.and_(b.icmp_unsigned("==", b.ptrtoint(C.data, I64), b.ptrtoint(O.data, I64)),
+                  b.fcmp_ordered("==", bv, ir.Constant(bl.fty, 1.0)))
+    for d in range(rank):
+        same = b.and_(same, b.and_(b.icmp_signed("==", C.dims[d], O.dims[d]),
+                                   b.icmp_signed("==", C.strides[d], ostr[d])))
+    with b.if_then(b.not_(same)):
+        nest(b, O.dims, [[C.bstride(d) for d in range(rank)], ostr], [c64(0), c64(0)],
+             lambda offs: O.store(b.fmul(bv, C.load(offs[0])), offs[1]))
     call()
     b.ret(ir.Constant(I32, 0))
 

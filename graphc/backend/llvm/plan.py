@@ -44,7 +44,7 @@ from graphc.backend.llvm.irutil import I8, I32, I64, PTR
 from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
 from graphc.graph.basic import Apply
 
-INTERP = "graphc_plan_interp_v1"
+INTERP = "graphc_plan_interp_v2"
 OK, MISS, REPAIR, FAILED = 0, 1, 2, 3
 ARITY_BUCKETS = (3, 4, 6, 8, 12, 16, 24, 40)
 MAX_ARRAYS = ARITY_BUCKETS[-1]  # kernels with more arrays: no plan
@@ -156,9 +156,10 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
     want = c(NPY_OWNDATA | NPY_WRITEABLE)
 
     def guard(j: ir.Value) -> None:
-        o = slot_obj(b.add(T(H_GUARD), j))
+        base = b.add(T(H_GUARD), b.mul(j, c(2)))
+        o = slot_obj(base)
         flags = b.sext(b.load(at(o, OFF_FLAGS, I8), typ=I32), I64)
-        require(b.and_(b.icmp_signed("==", b.load(o, typ=I64), c(1)),
+        require(b.and_(b.icmp_signed("==", b.load(o, typ=I64), T(b.add(base, c(1)))),
                        b.icmp_unsigned("==", b.and_(flags, want), want)), REPAIR)
 
     loop(T(H_NGUARD), guard)
@@ -291,6 +292,8 @@ class Plan:
         self.shared, self.guards, self.swaps, self.key = shared, guards, swaps, key
         self.flag = memoryview(table)
         self.take: Any = None
+        self.owned: dict[int, Any] = {}  # slot updated in place -> its container
+        self.aliases = 0
 
     def repair(self) -> bool:
         """Adopt shared values set since the plan last ran; give guarded slots buffers only
@@ -319,13 +322,18 @@ class Plan:
                 return False
             keep[slot] = v
             t[slot] = id(v)
-        for slot in self.guards:
-            # `keep` and the argument: any other reference (the user's, a second slot) means
-            # the buffer cannot be overwritten.
+        for slot, expected in self.guards:
+            # The plan (and, updated in place, the container) and the argument: any other
+            # reference (the user's, a second slot) means the buffer cannot be overwritten.
             refs = sys.getrefcount(keep[slot])
             o = keep[slot]
-            if refs > 2 or not o.flags.owndata or not o.flags.writeable:
-                fresh = np.empty(o.shape, o.dtype)
+            if refs > expected + 1 or not o.flags.owndata or not o.flags.writeable:
+                container = self.owned.get(slot)
+                if container is not None:  # updated in place: the variable gets its own copy
+                    fresh = np.array(o, order="C")
+                    container.value = fresh
+                else:
+                    fresh = np.empty(o.shape, o.dtype)
                 keep[slot] = fresh
                 t[slot] = id(fresh)
             del o
@@ -367,8 +375,16 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             raise NoPlan("an update value that is not computed by a kernel of its own")
         upd_slot[s] = (container, shared_slot)
     views: list[tuple[int, int, int]] = []
-    steps: list[tuple[int, int, int, list[int]]] = []
-    produced: set[int] = set(input_slots) | {s for s, v in enumerate(program.template) if v is not None}
+    steps: list[tuple[Apply, int, int, int, list[int]]] = []
+    constants = {s for s, v in enumerate(program.template) if v is not None}
+    extra: list[np.ndarray] = []  # constants a runner converted (new slots after the graph's)
+    alias: dict[int, int] = {}  # a slot whose value is another slot's buffer
+
+    def res(s: int) -> int:
+        while s in alias:
+            s = alias[s]
+        return s
+
     for node, (_, ins, outs, _) in zip(program.order, program.steps):
         name = type(node.op).__name__
         if name == "DimShuffle" and node not in program.kernel_of:
@@ -387,35 +403,51 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             arrays = []
             for x in a[2:]:
                 if id(x) not in known:
-                    raise NoPlan(f"{node.op}: a kernel argument that is no value of the graph")
+                    known[id(x)] = _converted_constant(x, [vals[s] for s in ins if s in constants],
+                                                       vals, extra)
                 arrays.append(known[id(x)])
             if len(arrays) > MAX_ARRAYS or any(o not in arrays for o in outs):
                 raise NoPlan(f"{node.op}: outputs not written by its kernel")
-            steps.append((program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
+            if (name == "SumToShape" and vals[ins[0]].shape == vals[outs[0]].shape
+                    and outs[0] not in upd_slot):
+                alias[outs[0]] = ins[0]  # nothing to sum at these shapes: the same buffer
+                continue
+            steps.append((node, program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
         else:
             raise NoPlan(f"{node.op} runs in Python")
-        produced.update(outs)
     for s in program.output_slots[:n_outputs]:
         if s in input_slots:
             raise NoPlan("an output that is an input")
+    inplace = _in_place_updates(steps, views, upd_slot, res, vals,
+                                [res(s) for s in program.output_slots[:n_outputs]])
+    for s_u in inplace:
+        alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
+    # Steps updating in place run last (after every reader of the old values).
+    steps = [st for st in steps if st[4][-1] not in inplace] + [st for st in steps if st[4][-1] in inplace]
     # -- the table --------------------------------------------------------------------------
     keep: dict[int, Any] = {}
     words: list[int] = [0] * HEADER
     base_slot = HEADER
 
     def P(s: int) -> int:
-        return base_slot + s
+        return base_slot + res(s)
 
-    words.extend([0] * nslots)
-    for s in range(nslots):
-        if s not in arg_slots:  # arguments: written per call, never held by the plan
+    words.extend([0] * (nslots + len(extra)))
+    vals = list(vals) + extra
+    for s in range(nslots + len(extra)):
+        if s not in arg_slots and s not in alias:  # arguments: written per call, never held
             keep[P(s)] = vals[s]
-    guards = []
+    guards: list[tuple[int, int]] = []
     swaps = []
+    owned: dict[int, Any] = {}
     for s, (container, shared_slot) in upd_slot.items():
+        if s in inplace:
+            guards.append((P(shared_slot), 2))  # the plan and the container hold it
+            owned[P(shared_slot)] = container
+            continue
         fresh = np.empty_like(vals[s], order="C")
         keep[P(s)] = fresh
-        guards.append(P(s))
+        guards.append((P(s), 1))  # the plan alone holds it
         swaps.append((container, P(shared_slot), P(s)))
     for s, o in keep.items():
         words[s] = id(o)
@@ -429,12 +461,13 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     for c, s in shared:
         words += [id(c), s]
     words[H_NGUARD], words[H_GUARD] = len(guards), len(words)
-    words += guards
+    for g in guards:
+        words += g
     words[H_NREBIND], words[H_REBIND] = len(views), len(words)
     for d, s, off in views:
         words += [P(d), P(s), off]
     words[H_NSTEPS], words[H_STEPS] = len(steps), len(words)
-    for f, start, stop, arrays in steps:
+    for _, f, start, stop, arrays in steps:
         words += [f, start, stop, len(arrays), *(P(s) for s in arrays)]
     words[H_NSWAP], words[H_SWAP] = len(swaps), len(words)
     for c, i, o in swaps:
@@ -450,8 +483,61 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
         outputs.append(("container", upd_slot[s][0]) if s in upd_slot else ("slot", P(s)))
     key = tuple((vals[s].shape, vals[s].dtype) for s in arg_slots)
     plan = Plan(table, keep, runner, outputs, shared, guards, swaps, key)
+    plan.owned = owned
+    plan.aliases = len(alias)
     plan.take = _taker(plan, outputs, single)
     return plan
+
+
+def _converted_constant(x: Any, constants: list[Any], vals: list[Any], extra: list[Any]) -> int:
+    """The slot of kernel argument ``x``, which is no value of the graph: a conversion of one
+    of the node's constant inputs (the same every call), kept as a constant of the plan."""
+    if type(x) is np.ndarray and any(
+            type(c) is np.ndarray and c.shape == x.shape and c.dtype == x.dtype and np.array_equal(c, x)
+            for c in constants):
+        extra.append(x)
+        return len(vals) + len(extra) - 1
+    raise NoPlan("a kernel argument that is no value of the graph")
+
+
+def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
+                      upd_slot: dict[int, tuple[Any, int]], res: Any, vals: list[Any],
+                      output_slots: list[int]) -> set[int]:
+    """Update values a Gemm can write straight into its shared variable's buffer (BLAS then
+    accumulates onto C, with no copy of it): the update is ``Gemm(C=old value, ...)`` of the
+    same shape, nothing reads the update value, and no other in-place step and no output
+    reads the old value (directly or through a view). Those steps run last, after every
+    other reader; a Gemm at the shapes it ran at refuses nothing, so once one has written,
+    no later step fails (a failing call must leave the shared values intact)."""
+    root: dict[int, int] = {}
+    for d, src, _ in views:
+        root[d] = root.get(res(src), res(src))
+
+    def base(s: int) -> int:
+        s = res(s)
+        return root.get(s, s)
+
+    readers: dict[int, list[int]] = {}
+    for k, (_, _, _, _, arrays) in enumerate(steps):
+        for s in arrays[:-1]:
+            readers.setdefault(base(s), []).append(k)
+    candidates: dict[int, int] = {}
+    for k, (node, _, _, _, arrays) in enumerate(steps):
+        s_u = arrays[-1]
+        if type(node.op).__name__ != "Gemm" or s_u not in upd_slot or len(arrays) != 6:
+            continue
+        s_in = upd_slot[s_u][1]
+        c = vals[s_in]
+        if (res(arrays[0]) != s_in or c.shape != vals[s_u].shape or c.dtype != vals[s_u].dtype
+                or s_u in readers or s_u in root.values() or s_in in map(base, output_slots)
+                or any(base(s) == s_in for s in arrays[1:-1])):
+            continue
+        candidates[k] = s_in
+    chosen = set()
+    for k, s_in in candidates.items():
+        if not any(j in candidates and j != k for j in readers.get(s_in, [])):
+            chosen.add(steps[k][4][-1])
+    return chosen
 
 
 def _taker(plan: Plan, outputs: list[tuple[str, Any]], single: bool) -> Any:
