@@ -4,8 +4,8 @@ equivalent stable ones.
 - ``log(1 + x) -> log1p(x)``, ``log(1 - x) -> log1p(-x)``, ``exp(x) - 1 -> expm1(x)``;
 - ``log(sigmoid(x)) -> -softplus(-x)``, ``log(1 - sigmoid(x)) -> -softplus(x)``;
 - ``log(softmax(x)) -> log_softmax(x)`` (also through the label pick of
-  ``categorical_crossentropy``), so cross-entropies of softmax and sigmoid become
-  stable elementwise forms;
+  ``categorical_crossentropy``); graphc.rewrite.stabilize_xent then makes cross-entropies
+  of softmax and sigmoid one stable op each, and ``exp(x) / sum(exp(x))`` a softmax;
 - ``log(sum(exp(x))) -> m + log(sum(exp(x - m)))`` with ``m = max(x)``;
 - in products, a division by a factor cancels against that factor
   (``(g / s) * s -> g``, also through label scatters and over sums of terms).
