@@ -282,6 +282,10 @@ def cancel(fgraph: FunctionGraph, term: Variable, factor: Variable, depth: int =
     if name == "neg":
         inner = cancel(fgraph, node.inputs[0], factor, depth + 1)
         return E.neg(inner) if inner is not None else None
+    if name == "second":  # fill(like, v) * f == fill(like, v * f): the same broadcast
+        like, v = node.inputs
+        inner = cancel(fgraph, v, factor, depth + 1) if v.dtype == term.dtype else None
+        return E.second(like, inner) if inner is not None else None
     if name == "mul":
         for k, t in enumerate(node.inputs):
             if t.dtype != term.dtype:
@@ -292,7 +296,7 @@ def cancel(fgraph: FunctionGraph, term: Variable, factor: Variable, depth: int =
         return None
     if isinstance(node.op, SumToShape):
         g, like = node.inputs
-        if g.dtype == term.dtype and info.same_shape(g, like):
+        if g.dtype == term.dtype and _same_shape(info, g, like):
             return cancel(fgraph, g, factor, depth + 1)
         return None
     if _is(term, "LabelScatter"):
@@ -302,6 +306,19 @@ def cancel(fgraph: FunctionGraph, term: Variable, factor: Variable, depth: int =
         inner = cancel(fgraph, g, _nnet_cls("LabelPick")()(factor, labels), depth + 1)
         return _nnet_cls("LabelScatter")()(inner, labels, like) if inner is not None else None
     return None
+
+
+def _same_shape(info: Any, a: Variable, b: Variable) -> bool:
+    """``a`` provably has ``b``'s shape; an elementwise ``a`` also when its inputs prove it
+    (shapes of variables a rewrite re-wired, e.g. an index scatter that became a
+    LabelScatter, may be cached from before and say less)."""
+    if info.same_shape(a, b):
+        return True
+    if a.owner is None or not isinstance(a.owner.op, Elemwise) or a.ndim != b.ndim:
+        return False
+    ins = a.owner.inputs
+    return all(i.ndim == b.ndim and info.broadcasts_into(i, b) for i in ins) \
+        and any(info.same_shape(i, b) for i in ins)
 
 
 @register_local("stabilize", tracks=[Elemwise], tags=FAST)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from graphc.graph.basic import Apply, Constant, Variable
 from graphc.graph.fgraph import FunctionGraph
 from graphc.ops import elemwise as E
@@ -70,10 +72,15 @@ def _reduce_cls() -> list[type]:
     return [Reduce]
 
 
-@register_local("stabilize", tracks=[Elemwise, *_reduce_cls()], tags=FAST)
+def _pick_cls() -> list[type]:
+    nnet = _nnet()
+    return [nnet.LabelPick] if nnet is not None else []
+
+
+@register_local("stabilize", tracks=[Elemwise, *_reduce_cls(), *_pick_cls()], tags=FAST)
 def local_crossentropy_softmax(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
-    """``-pick(log_softmax(x), y) -> xent(x, y)``; ``sum(t * log_softmax(x), axis=1) ->
-    -xent(x, t)`` (``t`` the product of the other factors; ``--xent`` then cancels)."""
+    """``pick(log_softmax(x), y) -> -xent(x, y)``; ``sum(t * log_softmax(x), axis=1) ->
+    -xent(x, t)`` (``t`` the product of the other factors); ``--xent -> xent``."""
     from graphc.ops.reduce import Reduce
 
     nnet = _nnet()
@@ -83,6 +90,13 @@ def local_crossentropy_softmax(fgraph: FunctionGraph, node: Apply) -> list[Varia
         # sum(t * lsm, axis=1) -> -xent(x, t): the negation may have moved out (of a mean).
         new = _onehot_xent(node.outputs[0])
         return _one(node, E.neg(new)) if new is not None else None
+    if isinstance(node.op, nnet.LabelPick):
+        # pick(lsm, y) -> -xent(x, y), for the same reason (-mean(pick) is -(sum / n)).
+        lsm, labels = node.inputs
+        x = _log_softmax_rows(lsm)
+        if x is None or labels.ndim != 1 or lsm.dtype != node.outputs[0].dtype:
+            return None
+        return _one(node, E.neg(_xent(x, labels)))
     if sop_name(node) != "neg":
         return None
     (v,) = node.inputs
@@ -422,3 +436,106 @@ def local_softmax_from_exp(fgraph: FunctionGraph, node: Apply) -> list[Variable]
             rest = [v for k, v in enumerate(ins) if k not in (i, j)]
             return _one(node, E.mul(*rest, sm, scaled))
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# p[arange(n), y]: Theano's tutorial way to pick each row's label
+def _subtensor_classes() -> list[type]:
+    try:
+        from graphc.ops.subtensor import IncSubtensor, Subtensor
+    except ImportError:  # subtensor may be mid-edit
+        return []
+    return [Subtensor, IncSubtensor]
+
+
+_ROW_AND_LABEL = (("a",), ("a",))
+
+
+def _counts_rows(fgraph: FunctionGraph, r: Variable, m: Variable, labels: Variable) -> bool:
+    """``r`` is ``arange(n)`` with ``n`` the length of ``labels`` or of ``m``'s rows."""
+    from graphc.ops.shape import ARange, Shape
+    from graphc.ops.subtensor import Subtensor
+    from graphc.rewrite.shapes import shape_info
+    from graphc.rewrite.utils import scalar_constant
+
+    if r.owner is None or not isinstance(r.owner.op, ARange):
+        return False
+    start, stop, step = r.owner.inputs
+    if scalar_constant(start) != 0 or scalar_constant(step) != 1:
+        return False
+    node = stop.owner
+    if node is None or not isinstance(node.op, Subtensor) or node.op.idx_list != (("i", 0),):
+        return False
+    shp = node.inputs[0]
+    if shp.owner is None or not isinstance(shp.owner.op, Shape):
+        return False
+    v = shp.owner.inputs[0]
+    # The labels' count: a count differing from the rows then raises (NumPy would pick the
+    # first rows), as in Theano's rewrite of this form.
+    return v is labels or (v.ndim > 0 and shape_info(fgraph).same_dim(v, 0, m, 0))
+
+
+def _softmaxish(var: Variable) -> bool:
+    nnet = _nnet()
+    if nnet is None:
+        return False
+    if owner_sop(var) == "log":
+        var = var.owner.inputs[0]
+    return var.owner is not None and isinstance(var.owner.op, (nnet.Softmax, nnet.LogSoftmax))
+
+
+def _scatter_for(fgraph: FunctionGraph, node: Apply) -> Variable | None:
+    """``scatter(g, y, z)`` for ``node = inc_subtensor(z[arange(n), y], g)`` with zeros ``z``."""
+    from graphc.rewrite.utils import constant_data
+
+    nnet = _nnet()
+    if getattr(node.op, "set_instead_of_inc", True) or node.op.idx_list != _ROW_AND_LABEL:
+        return None
+    z, g, r, labels = node.inputs
+    if z.ndim != 2 or labels.ndim != 1 or g.ndim > 1 or g.dtype != z.dtype:
+        return None
+    zero = constant_data(z, through_fill=True)
+    if zero is None or np.any(zero) or not _counts_rows(fgraph, r, z, labels):
+        return None
+    from graphc.rewrite.shapes import shape_info
+
+    if not shape_info(fgraph).same_shape(g, labels):
+        g = E.second(labels, g)  # LabelScatter takes one value per label
+    return fit(nnet.LabelScatter()(g, labels, z), node.outputs[0])
+
+
+def _picks_softmax(fgraph: FunctionGraph, labels: Variable) -> bool:
+    """The graph picks from a (log-)softmax by ``labels`` (``sm[arange(n), labels]``, or
+    what the rewrites made of it): a scatter by them is that pick's gradient."""
+    nnet = _nnet()
+    for c, _ in fgraph.clients.get(labels, []):
+        if not isinstance(c, Apply):
+            continue
+        if isinstance(c.op, nnet.CrossentropySoftmax):
+            return True
+        if isinstance(c.op, nnet.LabelPick) or (len(c.inputs) == 3 and getattr(c.op, "idx_list", None)
+                                                == _ROW_AND_LABEL):
+            if _softmaxish(c.inputs[0]):
+                return True
+    return False
+
+
+@register_local("stabilize", tracks=_subtensor_classes(), tags=FAST)
+def local_pick_from_arange_index(fgraph: FunctionGraph, node: Apply) -> list[Variable] | None:
+    """``sm[arange(n), y] -> pick(sm, y)`` for a (log-)softmax ``sm`` and, in its gradient,
+    ``inc_subtensor(zeros[arange(n), y], g) -> scatter(g, y)``: the forms the cross-entropy
+    rewrites and the division cancelling understand. Labels must then lie in
+    ``[0, classes)`` (negative ones, which NumPy would wrap around, raise), as for
+    ``categorical_crossentropy`` with labels."""
+    nnet = _nnet()
+    if nnet is None or node.op.idx_list != _ROW_AND_LABEL:
+        return None
+    if len(node.inputs) == 4:  # the gradient's scatter, next to the forward pick
+        if not _picks_softmax(fgraph, node.inputs[3]):
+            return None
+        new = _scatter_for(fgraph, node)
+        return [new] if new is not None else None
+    m, r, labels = node.inputs
+    if m.ndim != 2 or labels.ndim != 1 or not _softmaxish(m) or not _counts_rows(fgraph, r, m, labels):
+        return None
+    return _one(node, nnet.LabelPick()(m, labels))

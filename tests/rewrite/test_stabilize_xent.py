@@ -62,6 +62,40 @@ def test_label_form_becomes_the_op(form, rng) -> None:
     _check_finite([x, y], cost, x, [BIG, LABELS], expected, (_softmax(BIG) - ONEHOT) / 3)
 
 
+def _arange_forms(x, y):
+    p = T.nnet.softmax(x)
+    return {  # the Theano tutorial's negative log-likelihood, three ways
+        "log then index": -T.log(p)[T.arange(y.shape[0]), y],
+        "index then log": -T.log(p[T.arange(y.shape[0]), y]),
+        "rows of x": -T.log(p)[T.arange(x.shape[0]), y],
+    }
+
+
+@pytest.mark.parametrize("form", ["log then index", "index then log", "rows of x"])
+def test_arange_index_form_becomes_the_op(form, rng) -> None:
+    x, y = T.matrix("x"), T.ivector("y")
+    loss = _arange_forms(x, y)[form]
+    before = op_names(graphc.function([x, y], loss, mode=REF_NONE))
+    assert "Subtensor" in before and "ARange" in before
+    vals = [rng.normal(size=(4, 5)).astype("float32"), np.array([0, 4, 2, 2], "int32")]
+    f = rewrite_and_compare([x, y], [loss, graphc.grad(loss.mean(), x)], vals, mode=NOFUSE)
+    names = op_names(f)
+    assert "CrossentropySoftmax" in names and "LabelScatter" in names
+    assert not {"Subtensor", "IncSubtensor", "Softmax", "LogSoftmax", "log", "exp"} & set(names), names
+    expected = -_log_softmax(BIG)[np.arange(3), LABELS].mean()
+    _check_finite([x, y], loss.mean(), x, [BIG, LABELS], expected, (_softmax(BIG) - ONEHOT) / 3)
+
+
+def test_arange_index_lookalikes_are_left_alone(rng) -> None:
+    x, y, z = T.matrix("x"), T.ivector("y"), T.vector("z")
+    vals = [rng.normal(size=(3, 4)).astype("float32"), np.array([0, 3, 1], "int32"),
+            np.zeros(3, "float32")]
+    for loss in (-T.log(T.nnet.softmax(x))[T.arange(z.shape[0]), y],  # rows of an unrelated z
+                 -T.log(T.nnet.sigmoid(x))[T.arange(y.shape[0]), y]):  # not a softmax
+        f = rewrite_and_compare([x, y, z], loss, vals, mode=NOFUSE, on_unused_input="ignore")
+        assert "Subtensor" in op_names(f) and "CrossentropySoftmax" not in op_names(f)
+
+
 def _onehot_forms(x, t):
     return {
         "graphc": T.nnet.categorical_crossentropy(T.nnet.softmax(x), t),
