@@ -257,4 +257,8 @@ def local_argmax_pushdown(fgraph: FunctionGraph, node: Apply) -> list[Variable] 
     if Softmax is not None and x.owner is not None and isinstance(x.owner.op, Softmax):
         if node.op.axis == (x.owner.op.axis,) and type(node.op).__name__ == "Argmax":
             return _one(node, type(node.op)(node.op.axis)(x.owner.inputs[0]))
+    Xent = _nnet_cls("CrossentropySoftmax")  # its second output is softmax(x) over the rows
+    if Xent is not None and x.owner is not None and isinstance(x.owner.op, Xent) and x.index == 1:
+        if node.op.axis == (1,) and type(node.op).__name__ == "Argmax":
+            return _one(node, type(node.op)(node.op.axis)(x.owner.inputs[0]))
     return None

@@ -298,3 +298,13 @@ def test_keras_like_losses_use_the_ops(loss, last, n_out, op) -> None:
     assert op in names
     assert not {"Softmax", "LogSoftmax", "clip", "log", "softplus"} & names, names
     assert np.isfinite(model.evaluate(xs, ys, verbose=0)).all()
+
+
+def test_argmax_of_the_shared_softmax_reads_the_logits(rng) -> None:
+    x, y = T.matrix("x"), T.ivector("y")
+    p = T.nnet.softmax(x)
+    cost = T.nnet.categorical_crossentropy(p, y).mean()
+    vals = [rng.normal(size=(4, 3)).astype("float32"), np.array([0, 2, 1, 1], "int32")]
+    f = rewrite_and_compare([x, y], [cost, graphc.grad(cost, x), T.argmax(p, axis=1)], vals)
+    (am,) = [n for n in f.fgraph.toposort() if type(n.op).__name__ == "Argmax"]
+    assert am.inputs[0] is f.fgraph.inputs[0]
