@@ -13,7 +13,7 @@ from graphc.backend.llvm import jit, vmath, vmath_trig
 from graphc.backend.llvm.irutil import F32, F64, I64, PTR
 
 NAMES = ["exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "tanh", "sigmoid", "softplus", "erf",
-         "sin", "cos", "tan"]
+         "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arctanh"]
 # Measured maxima are 1-3 ulp against a correctly rounded reference; allow a little slack.
 MAX_ULP = 4
 
@@ -87,6 +87,8 @@ LD = np.longdouble
 TRUTH = {
     "exp": np.exp, "expm1": np.expm1, "exp2": np.exp2, "log": np.log, "log1p": np.log1p,
     "log2": np.log2, "log10": np.log10, "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "tan": np.tan,
+    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "sinh": np.sinh, "cosh": np.cosh,
+    "arctanh": np.arctanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "softplus": lambda x: np.where(x > 0, x + np.log1p(np.exp(-x)), np.log1p(np.exp(x))),
 }
@@ -180,6 +182,12 @@ EXACT = {
     "sin": [(np.inf, np.nan), (-np.inf, np.nan), (0.0, 0.0), (-0.0, -0.0)],
     "cos": [(np.inf, np.nan), (-np.inf, np.nan), (0.0, 1.0), (-0.0, 1.0)],
     "tan": [(np.inf, np.nan), (-np.inf, np.nan), (0.0, 0.0), (-0.0, -0.0)],
+    "arcsin": [(0.0, 0.0), (-0.0, -0.0), (2.0, np.nan), (-np.inf, np.nan)],
+    "arccos": [(1.0, 0.0), (2.0, np.nan), (np.inf, np.nan)],
+    "arctan": [(0.0, 0.0), (-0.0, -0.0)],
+    "sinh": [(np.inf, np.inf), (-np.inf, -np.inf), (0.0, 0.0), (-0.0, -0.0), (1e4, np.inf)],
+    "cosh": [(np.inf, np.inf), (-np.inf, np.inf), (0.0, 1.0), (-1e4, np.inf)],
+    "arctanh": [(0.0, 0.0), (-0.0, -0.0), (1.0, np.inf), (-1.0, -np.inf), (2.0, np.nan), (np.inf, np.nan)],
 }
 
 
@@ -199,13 +207,16 @@ def test_special_values(kernels: dict, name: str, dtype: type) -> None:
 def test_loops_vectorize(kernels: dict) -> None:
     """The point of writing the math in IR: loops over it use 8-wide float32 vectors."""
     text = kernels["module"].opt_ir_text
-    for name in ("tanh", "sin", "cos", "tan", "pow"):
-        body = text[text.index(f"@t_{name}_f32"):]
-        body = body[: body.index("\n}\n")]
-        assert any(f"<{w} x float>" in body for w in (4, 8, 16)), name
-        # No libm call per element: only the huge-argument helper, called once per vector.
-        for fn in ("@sinf", "@cosf", "@tanf", "@powf", "@llvm.sin", "@llvm.cos", "@llvm.pow"):
-            assert fn not in body, (name, fn)
+    libm = ["sin", "cos", "tan", "pow", "asin", "acos", "atan", "sinh", "cosh", "atanh", "exp", "log"]
+    for name in NAMES + ["pow"]:
+        for tag, ty in (("f32", "float"), ("f64", "double")):
+            body = text[text.index(f"@t_{name}_{tag}("):]
+            body = body[: body.index("\n}\n")]
+            assert any(f"<{w} x {ty}>" in body for w in (2, 4, 8, 16)), (name, tag)
+            # No libm call per element: only the huge-argument helper, called once per vector.
+            for fn in libm:
+                calls = (f"@{fn}f(", f"@{fn}(", f"@llvm.{fn}.")
+                assert not any(c in body for c in calls), (name, fn)
 
 
 def _pow_samples(dtype: type, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -70,6 +70,9 @@ BLOCK = 256
 # max/min/argmax/argmin fold in integer keys, cheap enough that the per-block horizontal
 # step shows at 256 (argmax over (1000, 10000) float32 rows: 1.59 ms at 256, less at 1024).
 EXTREME_BLOCK = 1024
+# Columns per pass when the last axis is kept: each reduced row is read in segments this
+# long (longer segments stream better; the accumulators must stay in L1).
+KEPT_BLOCK = 256
 KINDS = ("add", "mul", "max", "min", "and", "or")
 _NO_IDENTITY = ("max", "min", "argmax", "argmin")  # an empty reduction is an error
 
@@ -266,7 +269,10 @@ def build_reduce(module: ir.Module, name: str, dag: ScalarDAG, ndim: int, axes: 
     acc = _Acc(kind, dag.outputs[0].dtype, out_dtype)
     kept = [d for d in range(ndim) if d not in axes]
     b, arrs, out, shape, strides, ctx, status = _setup(module, name, dag, ndim, out_dtype, len(kept))
-    size = EXTREME_BLOCK if acc.keyed and ndim - 1 in axes else BLOCK
+    if ndim - 1 in axes:
+        size = EXTREME_BLOCK if acc.keyed else BLOCK
+    else:
+        size = KEPT_BLOCK
     vals = _Values(b, ctx, dag, arrs, size)
     nin = len(arrs)
     ostr = _contiguous_strides(b, [shape[d] for d in kept])
@@ -304,7 +310,7 @@ def build_reduce(module: ir.Module, name: str, dag: ScalarDAG, ndim: int, axes: 
         nest(b, [shape[d] for d in kept], [[s[d] for d in kept] for s in strides] + [ostr],
              [c64(0)] * (nin + 1), per_output)
     else:
-        buf = entry_alloca(b, acc.ty, BLOCK)
+        buf = entry_alloca(b, acc.ty, size)
         outer = kept[:-1]
         lstr = [s[last] for s in strides]
 
@@ -328,7 +334,7 @@ def build_reduce(module: ir.Module, name: str, dag: ScalarDAG, ndim: int, axes: 
                     acc.finish(b, b.load(b.gep(buf, [j], source_etype=acc.ty), typ=acc.ty)),
                     b.add(obase, j)))
 
-            _blocks(b, shape[last], per_block)
+            _blocks(b, shape[last], per_block, size)
 
         nest(b, [shape[d] for d in outer], [[s[d] for d in outer] for s in strides] + [ostr[:-1]],
              [c64(0)] * (nin + 1), per_outer)

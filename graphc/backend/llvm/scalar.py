@@ -418,7 +418,7 @@ def _make_vmath(name: str) -> None:
 
 
 _VMATH = ("exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "erf", "sigmoid",
-          "softplus", "sin", "cos", "tan")
+          "softplus", "sin", "cos", "tan", "arcsin", "arccos", "arctan", "sinh", "cosh", "arctanh")
 for _n in _VMATH:
     _make_vmath(_n)
 
@@ -429,8 +429,7 @@ def _sqrt(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
 
 
 # The C library, as NumPy uses it (not vectorized; correct to libm's accuracy).
-_LIBM = {"arcsin": "asin", "arccos": "acos", "arctan": "atan", "sinh": "sinh", "cosh": "cosh",
-         "arctanh": "atanh"}
+_LIBM: dict[str, str] = {}  # every transcendental op has a vector version now (vmath*)
 
 
 def _make_libm(name: str, cname: str) -> None:

@@ -313,4 +313,4 @@ def _log1p(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 
 
 # The special functions register themselves here on import.
-from graphc.backend.llvm import vmath_special, vmath_trig  # noqa: E402,F401
+from graphc.backend.llvm import vmath_arc, vmath_special, vmath_trig  # noqa: E402,F401
