@@ -1,4 +1,4 @@
-"""Run the W1-W5 benchmarks one after the other and print their tables.
+"""Run the W1-W7 benchmarks one after the other and print their tables.
 
     python benchmarks/run_all.py            # the full settings of each benchmark
     python benchmarks/run_all.py --quick    # fewer repetitions (a few minutes in all)
@@ -25,6 +25,8 @@ BENCHMARKS = {
     "w3": ("w3_mlp.py", ["--repeat", "10", "--rounds", "3"]),
     "w4": ("w4_tiny.py", ["--repeat", "300", "--rounds", "3"]),
     "w5": ("w5_compile.py", ["--runs", "1"]),
+    "w6": ("w6_reduce.py", ["--repeat", "5"]),
+    "w7": ("w7_random.py", ["--repeat", "5"]),
 }
 
 
