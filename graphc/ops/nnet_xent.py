@@ -40,6 +40,7 @@ from graphc.ops.elemwise import (
     sub,
     sum_to_shape,
     upgrade_to_float,
+    zeros_like,
 )
 from graphc.ops.registry import register
 from graphc.tensor.basic import as_tensor_variable
@@ -142,15 +143,11 @@ class CrossentropySoftmax(Op):
             g = cast(g_sm, x.dtype)
             terms.append(mul(sub(g, _axis_sum(mul(g, sm), 1)), sm))
         if not terms:
-            from graphc.ops.elemwise import zeros_like
-
             terms.append(zeros_like(x))
         gx = terms[0] if len(terms) == 1 else add(*terms)
         if t.ndim == 1:
             return [gx, None]
         if g_t is None:
-            from graphc.ops.elemwise import zeros_like
-
             g_t = zeros_like(t)
         return [gx, g_t]
 
