@@ -18,8 +18,8 @@ polynomials on ``|y| <= pi/4``, the quadrant chosen per element with ``select``.
   at libm's speed while moderate arguments stay pure vector code.
 
 pow (float): C99/NumPy special cases by ``select``; the core is ``2^(y*log2|x|)``.
-float32 evaluates ``exp(y*log(x))`` in float64 (error ~|y log x| * 2^-53, far
-below a float32 ulp). float64 ports fdlibm's e_pow.c core: log2(x) as a
+float32 evaluates log2 and exp2 in float64 without division (musl powf's 16-entry
+table reduction for log2, Taylor polynomials; <= 1 ulp). float64 ports fdlibm's e_pow.c core: log2(x) as a
 double-double (t1 + t2), y split into 27 + 26 bits, exp2 of a double-double.
 """
 
@@ -27,10 +27,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import F32, F64, I32, I64, call_intr, fconst, fmuladd, horner, intrinsic
-from graphc.backend.llvm.vmath import _Fmt, _isnan, _round_int, _scale, math_function, register
+from graphc.backend.llvm.vmath import _Fmt, _isnan, _round_int, _scale, register
 
 
 def _c(v: float) -> ir.Constant:
@@ -284,9 +285,7 @@ def _pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     axs = b.select(ok, ax, c(1.0))
     ys = b.select(ok, y, c(1.0))
     if f32:
-        xd, yd = b.fpext(axs, F64), b.fpext(ys, F64)
-        t = b.fmul(yd, b.call(math_function(b.module, "log", F64), [xd]))
-        r = b.fptrunc(b.call(math_function(b.module, "exp", F64), [t]), F32)
+        r = _powf_core(b, axs, ys)
     else:
         r = _pow_core64(b, axs, ys)
     # Non-finite operands (C99 Annex F, as NumPy).
@@ -309,6 +308,75 @@ def _pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     r = b.select(b.or_(_isnan(b, x), _isnan(b, y)), b.fadd(x, y), r)
     one = b.or_(b.fcmp_ordered("==", y, c(0.0)), b.fcmp_ordered("==", x, c(1.0)))
     return b.select(one, c(1.0), r)
+
+
+# -- float32 pow core: log2 and exp2 in float64, no division ---------------------------------
+# musl/ARM powf's reduction: x = 2^k z, z in [OFF, 2 OFF) split in 16 intervals, each with
+# c near its centre: log2 x = k + log2(1/invc)... + log2(1 + r), r = z*invc - 1, |r| < 0.032.
+_POWF_OFF = 0x3F330000
+
+
+def _powf_tables() -> tuple[list[float], list[float]]:
+    invc, logc = [], []
+    for i in range(16):
+        lo = np.array([_POWF_OFF + (i << 19)], np.uint32).view(np.float32)[0]
+        hi = np.array([_POWF_OFF + ((i + 1) << 19)], np.uint32).view(np.float32)[0]
+        c = math.sqrt(float(lo) * float(hi))
+        inv = 1.0 / c
+        invc.append(inv)
+        logc.append(float(-np.log2(np.longdouble(inv))))
+    return invc, logc
+
+
+_POWF_INVC, _POWF_LOGC = _powf_tables()
+# log2(1+r) = (r - r^2/2 + ... - r^6/6)/ln2: truncation < 2^-37 for |r| < 0.032
+_POWF_LOG2 = [((-1.0) ** (n + 1)) / n / math.log(2.0) for n in range(6, 0, -1)] + [0.0]
+# 2^u = e^(u ln2), |u| <= 1/2: Taylor to degree 9 (relative error < 2^-36)
+_POWF_EXP2 = [math.log(2.0) ** n / math.factorial(n) for n in range(9, -1, -1)]
+
+
+def _table(module: ir.Module, name: str, values: list[float]) -> ir.GlobalVariable:
+    g = module.globals.get(name)
+    if g is None:
+        aty = ir.ArrayType(F64, len(values))
+        g = ir.GlobalVariable(module, aty, name=name)
+        g.global_constant = True
+        g.linkage = "internal"
+        g.initializer = ir.Constant(aty, values)
+    return g
+
+
+def _powf_core(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
+    """ax**y for positive finite float32 ax and finite y, evaluated in float64 (<= 1 ulp)."""
+    i32 = ir.IntType(32)
+    k32 = lambda v: ir.Constant(i32, v & 0xFFFFFFFF)  # noqa: E731
+    ix = b.bitcast(ax, i32)
+    sub = b.icmp_unsigned("<", ix, k32(0x00800000))  # subnormal: normalize, exponent - 23
+    ixs = b.sub(b.bitcast(b.fmul(ax, fconst(F32, 2.0 ** 23)), i32), k32(23 << 23))
+    ix = b.select(sub, ixs, ix)
+    tmp = b.sub(ix, k32(_POWF_OFF))
+    i = b.and_(b.lshr(tmp, k32(19)), k32(15))
+    top = b.and_(tmp, k32(0xFF800000))
+    z = b.fpext(b.bitcast(b.sub(ix, top), F32), F64)
+    k = b.sitofp(b.ashr(top, k32(23)), F64)
+    idx = [ir.Constant(i32, 0), i]
+    invc = b.load(b.gep(_table(b.module, "gc.powf.invc", _POWF_INVC), idx, source_etype=_table(
+        b.module, "gc.powf.invc", _POWF_INVC).value_type), typ=F64)
+    logc_g = _table(b.module, "gc.powf.logc", _POWF_LOGC)
+    logc = b.load(b.gep(logc_g, idx, source_etype=logc_g.value_type), typ=F64)
+    r = fmuladd(b, z, invc, _c(-1.0))
+    l2 = b.fadd(b.fadd(k, logc), horner(b, r, _POWF_LOG2))
+    t = b.fmul(b.fpext(y, F64), l2)
+    t = b.select(b.fcmp_ordered(">", t, _c(200.0)), _c(200.0), t)
+    t = b.select(b.fcmp_ordered("<", t, _c(-200.0)), _c(-200.0), t)
+    fmt = _Fmt(F64)
+    kf, ik = _round_int(b, fmt, t)
+    e = horner(b, b.fsub(t, kf), _POWF_EXP2)
+    return b.fptrunc(b.fmul(e, _pow2_64(b, ik)), F32)
+
+
+def _pow2_64(b: ir.IRBuilder, ik: ir.Value) -> ir.Value:
+    return b.bitcast(b.shl(b.add(ik, ir.Constant(I64, 1023)), ir.Constant(I64, 52)), F64)
 
 
 # fdlibm e_pow.c constants.
