@@ -39,9 +39,13 @@ import graphc.backend.llvm.executor as ex
 times = {{}}
 _rewrite, _program = _mode.Mode.rewrite, _mode.Mode.make_program
 def rewrite(self, fg):
-    t = time.perf_counter(); r = _rewrite(self, fg); times["rewrite"] = time.perf_counter() - t; return r
+    t, c = time.perf_counter(), time.process_time(); r = _rewrite(self, fg)
+    times["rewrite"], times["rewrite_cpu"] = time.perf_counter() - t, time.process_time() - c
+    return r
 def make_program(self, fg):
-    t = time.perf_counter(); r = _program(self, fg); times["native"] = time.perf_counter() - t; return r
+    t, c = time.perf_counter(), time.process_time(); r = _program(self, fg)
+    times["native"], times["native_cpu"] = time.perf_counter() - t, time.process_time() - c
+    return r
 _mode.Mode.rewrite, _mode.Mode.make_program = rewrite, make_program
 t2 = time.perf_counter()
 f = w3_mlp.graphc_step(params)  # builds the graph, grad, graphc.function
@@ -49,8 +53,9 @@ t3 = time.perf_counter()
 x, y = w3_mlp.data(32)
 f(x, y)
 prog = f._program
-print(json.dumps({{"import": t1 - t0, "step": t3 - t2, "rewrite": times["rewrite"],
-                  "native": times["native"], "from_cache": [m.from_cache for m in prog.modules],
+print(json.dumps({{"import": t1 - t0, "step": t3 - t2, **times,
+                  "from_cache": [m.from_cache for m in prog.modules],
+                  "restored": "rewrite cache" in f.rewrite_log[-1],
                   "kernels": len(prog.native_nodes)}}))
 """
 
@@ -70,9 +75,12 @@ print(json.dumps({{"import": t1 - t0, "first_call": t3 - t2}}))
 """
 
 
-def run(code: str, cache_dir: str) -> dict:
+def run(code: str, cache_dir: str, pycache: str | None = None) -> dict:
     env = dict(os.environ, GRAPHC_CACHE_DIR=cache_dir)
     env.pop("GRAPHC_FLAGS", None)
+    if pycache:  # compiled bytecode kept (in a throw-away place), as an installed package has
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = pycache
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.path.dirname(HERE), env.get("PYTHONPATH")]))
     proc = subprocess.run([sys.executable, "-c", code.format(here=HERE)], env=env, capture_output=True,
                           text=True)
@@ -84,25 +92,39 @@ def run(code: str, cache_dir: str) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3, help="new processes per measurement (median)")
+    ap.add_argument("--no-bytecode", action="store_true",
+                    help="as the environment says (PYTHONDONTWRITEBYTECODE=1 makes every new process "
+                         "compile graphc's sources again, ~20 ms of the warm time); by default the "
+                         "children keep bytecode in a throw-away PYTHONPYCACHEPREFIX, as an installed "
+                         "package does")
     args = ap.parse_args()
+    pycache = None if args.no_bytecode else tempfile.mkdtemp(prefix="graphc-w5-pyc-")
     cold, warm = [], []
-    for _ in range(args.runs):
-        d = tempfile.mkdtemp(prefix="graphc-w5-")
-        try:
-            c = run(_GRAPHC, d)
-            assert not any(c["from_cache"]), c
-            cold.append(c)
-            w = run(_GRAPHC, d)
-            assert all(w["from_cache"]), w
-            warm.append(w)
-        finally:
+    try:
+        if pycache:  # fill the bytecode cache once (a whole compile imports every module used)
+            d = tempfile.mkdtemp(prefix="graphc-w5-")
+            run(_GRAPHC, d, pycache)
             shutil.rmtree(d, ignore_errors=True)
+        for _ in range(args.runs):
+            d = tempfile.mkdtemp(prefix="graphc-w5-")
+            try:
+                c = run(_GRAPHC, d, pycache)
+                assert not any(c["from_cache"]), c
+                cold.append(c)
+                w = run(_GRAPHC, d, pycache)
+                assert all(w["from_cache"]), w
+                warm.append(w)
+            finally:
+                shutil.rmtree(d, ignore_errors=True)
+    finally:
+        if pycache:
+            shutil.rmtree(pycache, ignore_errors=True)
 
     def med(rows: list[dict], key: str) -> float:
         return float(np.median([r[key] for r in rows]))
 
     print(f"W5: compile time of the W3 step (784-512-10 MLP + SGD), new process each, "
-          f"median of {args.runs}   (ms)")
+          f"median of {args.runs}   (ms; {'no bytecode cache' if args.no_bytecode else 'bytecode cached'})")
     print(f"  {'':<26}{'graphc.function':>16}{'(rewrite':>10}{'native)':>9}{'graph+grad':>12}{'import':>9}")
     for label, rows in (("cold (empty cache)", cold), ("warm (cache filled)", warm)):
         fn = med(rows, "rewrite") + med(rows, "native")
@@ -111,6 +133,12 @@ def main() -> None:
               f"{med(rows, 'import') * 1e3:>9.0f}")
     total_cold = med(cold, "rewrite") + med(cold, "native")
     total_warm = med(warm, "rewrite") + med(warm, "native")
+    for label, rows in (("  cold, CPU time", cold), ("  warm, CPU time", warm)):
+        cpu = med(rows, "rewrite_cpu") + med(rows, "native_cpu")
+        print(f"{label:<28}{cpu * 1e3:>16.0f}{med(rows, 'rewrite_cpu') * 1e3:>10.0f}"
+              f"{med(rows, 'native_cpu') * 1e3:>9.0f}   (this process's CPU: less sensitive to load)")
+    print(f"  warm: rewrites restored from the rewrite cache in {sum(r['restored'] for r in warm)} "
+          f"of {len(warm)} runs")
     print(f"  cold / warm: {med(cold, 'native') / med(warm, 'native'):.0f}x for the native part, "
           f"{total_cold / total_warm:.1f}x for graphc.function ({cold[0]['kernels']} native kernels)")
     try:

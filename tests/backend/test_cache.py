@@ -14,7 +14,7 @@ import pytest
 
 import graphc
 import graphc.tensor as T
-from graphc.backend.llvm import cache, executor
+from graphc.backend.llvm import cache, executor, jit
 from graphc.compile.mode import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,7 +29,7 @@ _PROGRAM = textwrap.dedent("""
     from graphc.backend.llvm import cache
     x, y, z = T.fmatrix("x"), T.fmatrix("y"), T.dvector("z")
     outs = [T.exp(x) * y + T.tanh(x), T.nnet.sigmoid(x - y) * T.log1p(abs(y)),
-            T.sqrt(abs(z)) + T.expm1(z) / (1 + z * z), T.nnet.softplus(x) - T.erf(y)]
+            T.sqrt(abs(z)) + T.expm1(z) / (1 + z * z), T.nnet.softplus(x) - T.tanh(y) * y]
     t1 = time.perf_counter()
     f = graphc.function([x, y, z], outs, mode=graphc.Mode("llvm", "fast_run"))
     t2 = time.perf_counter()
@@ -228,3 +228,46 @@ def test_prune_removes_least_recently_used(tmp_path: Path) -> None:
     assert cache.prune(d, max_bytes=2500) == 3
     left = sorted(p.name for p in d.iterdir())
     assert left == [f".tmp-partial{cache.SUFFIX}", f"{3:064d}{cache.SUFFIX}", f"{4:064d}{cache.SUFFIX}"]
+
+
+def test_partition_is_deterministic_and_balanced() -> None:
+    names = ["gck_a", "gck_b", "gck_c", "gcred_d", "gcblas_e", "gcpick_f"]
+    parts = cache.partition(names, 2)
+    assert parts == cache.partition(list(reversed(names)), 2)  # the names decide, not their order
+    assert sorted(sum(parts, [])) == sorted(names) and len(parts) == 2
+    assert cache.partition(["gck_a"], 4) == [["gck_a"]]  # one small kernel: one module
+    assert len(cache.partition(names, 1)) == 1
+
+
+def test_pack_objects_round_trip() -> None:
+    objs = [b"\x7fELF" + bytes(10), b"\x7fELF" + b"x" * 33, b"\x7fELF"]
+    assert jit.unpack_objects(jit.pack_objects(objs)) == objs
+    assert jit.pack_objects(objs[:1]) == objs[0] and jit.unpack_objects(objs[0]) == objs[:1]
+    with pytest.raises(RuntimeError):
+        jit.unpack_objects(jit.pack_objects(objs)[:-1])
+
+
+def test_kernels_in_parallel_parts_agree_and_load_from_the_cache(
+        fresh: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHC_COMPILE_THREADS", "3")
+    x, y = T.dmatrix("x"), T.dvector("y")
+    outs = [T.exp(x) * y, T.tanh(x) - y, T.log1p(abs(x)) + 1.5, T.nnet.sigmoid(x * y),
+            T.sqrt(abs(x)).sum(axis=0)]
+
+    def check() -> graphc.compile.function.Function:
+        fn = graphc.function([x, y], outs, mode=NATIVE)
+        ref = graphc.function([x, y], outs, mode="PY")
+        a, b = rng.standard_normal((5, 6)), rng.standard_normal(6)
+        for got, want in zip(fn(a, b), ref(a, b)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        return fn
+
+    fn = check()
+    (module,) = fn._program.modules
+    assert module.ir_text.count(jit.PART_MARK) >= 1 and not module.from_cache
+    assert isinstance(module.engine, list) and len(module.engine) == module.ir_text.count(jit.PART_MARK) + 1
+    assert "ret" in fn.asm() and fn.llvm_ir(0).startswith("define")
+    monkeypatch.setattr(executor, "_kernels", {})
+    fn2 = check()
+    assert [m.from_cache for m in fn2._program.modules] == [True]
+    assert fn2.llvm_ir() == fn.llvm_ir()

@@ -112,8 +112,8 @@ def environment() -> str:
         "llvmlite": llvmlite.__version__,
         "llvm": ".".join(map(str, llvm.llvm_version_info)),
         "triple": llvm.get_process_triple(),
-        "cpu": llvm.get_host_cpu_name(),
-        "features": llvm.get_host_cpu_features().flatten(),
+        "cpu": jit.host_cpu()[0],
+        "features": jit.host_cpu()[1],
         "vector_width": jit.vector_width_attribute(),
         "code": code_fingerprint(),
     }
@@ -305,28 +305,67 @@ def compile_kernels(
             _register_entries(compiled, entry.entries)
             return compiled, entry.failures
 
-    module = ir.Module(name="graphc")
     built: list[str] = []
     failures: dict[str, str] = {}
-    for name, build in builders.items():
-        try:
-            build(module)
-        except Unsupported as exc:
-            fn = module.globals.get(name)
-            if isinstance(fn, ir.Function):  # half built: leave a bodiless declaration (valid IR)
-                fn.blocks.clear()
-            failures[name] = str(exc)
-        else:
-            built.append(name)
-    entries = [n for n in built if fast.available() and fast.add_entry(module, n)]
+    entries: list[str] = []
+    modules = []
+    for part in partition(list(builders), compile_threads()):
+        module = ir.Module(name="graphc")
+        here = []
+        for name in part:
+            try:
+                builders[name](module)
+            except Unsupported as exc:
+                fn = module.globals.get(name)
+                if isinstance(fn, ir.Function):  # half built: leave a bodiless declaration (valid IR)
+                    fn.blocks.clear()
+                failures[name] = str(exc)
+            else:
+                here.append(name)
+        entries += [n for n in here if fast.available() and fast.add_entry(module, n)]
+        built += here
+        if here:
+            modules.append(module)
     compiled = None
     if built:
-        compiled = jit.compile_module(module, built + [n + fast.SUFFIX for n in entries], opt)
+        compiled = jit.compile_module(modules, built + [n + fast.SUFFIX for n in entries], opt)
         compiled.key = key
         _register_entries(compiled, entries)
     store(Entry(key, built, failures, compiled.obj if compiled else b"",
                 pack_ir(compiled.ir_text, compiled.opt_ir_text) if compiled else b"", entries))
     return compiled, failures
+
+
+def compile_threads() -> int:
+    """How many modules (compiled in parallel threads) a function's kernels are split into:
+    GRAPHC_COMPILE_THREADS, else the CPU count (at most 4)."""
+    env = os.environ.get("GRAPHC_COMPILE_THREADS")
+    if env:
+        return max(1, int(env))
+    return max(1, min(os.cpu_count() or 1, 4))
+
+
+# Rough relative compile cost of a kernel, by its name's family (measured on the W3 step:
+# elementwise kernels ~30 ms each through passes and code generation, BLAS calls ~15).
+_WEIGHTS = (("gck_", 3.0), ("gcred", 2.5), ("gcsoftmax", 2.5), ("gcblas", 1.5))
+MIN_PART_WEIGHT = 6.0  # a part costs ~3 ms of fixed overhead: not worth it for one small kernel
+
+
+def partition(names: list[str], parts: int) -> list[list[str]]:
+    """``names`` in at most ``parts`` groups of similar estimated compile cost (a function of
+    the names only: the same kernels always give the same groups)."""
+    def weight(n: str) -> float:
+        return next((w for prefix, w in _WEIGHTS if n.startswith(prefix)), 1.0)
+
+    total = sum(map(weight, names))
+    parts = max(1, min(parts, len(names), int(total // MIN_PART_WEIGHT) or 1))
+    groups: list[list[str]] = [[] for _ in range(parts)]
+    loads = [0.0] * parts
+    for n in sorted(names, key=lambda n: (-weight(n), n)):
+        k = loads.index(min(loads))
+        groups[k].append(n)
+        loads[k] += weight(n)
+    return [g for g in groups if g]
 
 
 def _register_entries(compiled: CompiledModule, entries: list[str]) -> None:

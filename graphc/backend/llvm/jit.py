@@ -9,13 +9,17 @@ each engine gets its own.
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import re
+import struct
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import llvmlite.binding as llvm
 from llvmlite import ir
+from llvmlite.binding import ffi
 
 _lock = threading.Lock()
 _initialized = False
@@ -35,13 +39,21 @@ def init() -> None:
             _initialized = True
 
 
+@functools.lru_cache(maxsize=1)
+def host_cpu() -> tuple[str, str]:
+    """This CPU's name and LLVM feature string (each query costs ~1 ms: asked once)."""
+    init()
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
 def host_target_machine(opt: int = 3) -> llvm.TargetMachine:
     """A target machine for this CPU (its name and feature string), PIC, JIT code model."""
     init()
     target = llvm.Target.from_default_triple()
+    cpu, features = host_cpu()
     return target.create_target_machine(
-        cpu=llvm.get_host_cpu_name(),
-        features=llvm.get_host_cpu_features().flatten(),
+        cpu=cpu,
+        features=features,
         opt=opt,
         reloc="pic",
         codemodel="jitdefault",
@@ -53,6 +65,16 @@ def host_triple() -> str:
     return llvm.get_process_triple()
 
 
+def _pass_builder(tm: llvm.TargetMachine, opt: int) -> object:
+    pto = llvm.create_pipeline_tuning_options(speed_level=min(opt, 2))
+    if opt >= 2:
+        pto.loop_vectorization = True
+        pto.slp_vectorization = True  # off by default in llvmlite; elementwise code wants it
+        pto.loop_interleaving = False
+        pto.loop_unrolling = False
+    return llvm.create_pass_builder(tm, pto)
+
+
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, opt: int = 3) -> None:
     """Run the pipeline for ``opt``: from 2 up, LLVM's O2 with loop and SLP vectorization.
 
@@ -60,13 +82,7 @@ def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, opt: int = 3) -> No
     W3 step's 16 kernels, that halves the compile time (~1.0 s -> ~0.5 s for passes and
     code generation) and the object code, while W1/W3 run as fast (the loops are
     memory-bound or already wide: 8-16 floats per vector op)."""
-    pto = llvm.create_pipeline_tuning_options(speed_level=min(opt, 2))
-    if opt >= 2:
-        pto.loop_vectorization = True
-        pto.slp_vectorization = True  # off by default in llvmlite; elementwise code wants it
-        pto.loop_interleaving = False
-        pto.loop_unrolling = False
-    pb = llvm.create_pass_builder(tm, pto)
+    pb = _pass_builder(tm, opt)
     mpm = pb.getModulePassManager()  # fresh per module: running one twice aborts
     mpm.run(module, pb)
 
@@ -79,7 +95,7 @@ class CompiledModule:
     compile cache reads them from its entry only when someone asks.
     """
 
-    engine: llvm.ExecutionEngine | None
+    engine: llvm.ExecutionEngine | list[llvm.ExecutionEngine] | None  # one per object part
     addresses: dict[str, int] = field(default_factory=dict)
     ir_source: Callable[[], tuple[str | None, str | None]] | None = None
     obj: bytes = b""
@@ -110,7 +126,8 @@ class CompiledModule:
             return ""
         if self._asm is None:
             tm = host_target_machine()
-            self._asm = tm.emit_assembly(llvm.parse_assembly(text))
+            self._asm = "\n".join(tm.emit_assembly(llvm.parse_assembly(part))
+                                  for part in text.split(PART_MARK))
         return self._asm
 
 
@@ -152,9 +169,7 @@ _DEFINE = re.compile(r"^define [^\n]*\)(?: [a-z_]+)*$", re.MULTILINE)
 def vector_width_attribute() -> str:
     """Ask for 512-bit vectors where the CPU has them: LLVM's tuning for recent Intel
     cores prefers 256 bits, and elementwise math is twice as fast with the full width."""
-    init()
-    features = llvm.get_host_cpu_features()
-    return ' "prefer-vector-width"="512"' if features.get("avx512f") else ""
+    return ' "prefer-vector-width"="512"' if "+avx512f" in host_cpu()[1].split(",") else ""
 
 
 def module_text(module: ir.Module) -> str:
@@ -168,43 +183,145 @@ def module_text(module: ir.Module) -> str:
     return text
 
 
-def build_object(text: str, opt: int = 3) -> tuple[bytes, str]:
+def _unlocked(name: str) -> Callable[..., object] | None:
+    """llvmlite's binding function ``name`` without the process-wide lock llvmlite puts
+    around every call (None if this llvmlite has no such function)."""
+    try:
+        return getattr(getattr(ffi.lib, name), "_cfn", None)
+    except AttributeError:
+        return None
+
+
+def _optimize_and_emit(mod: llvm.ModuleRef, tm: llvm.TargetMachine, opt: int,
+                       unlocked: bool) -> bytes:
+    """``optimize`` then emit an object file; ``unlocked``: the two long calls (the pass
+    pipeline and code generation) skip llvmlite's lock, so threads compiling modules in
+    separate LLVM contexts run them in parallel (LLVM itself is thread-safe that way)."""
+    run = _unlocked("LLVMPY_RunNewModulePassManager") if unlocked else None
+    emit = _unlocked("LLVMPY_TargetMachineEmitToMemory") if unlocked else None
+    if run is None or emit is None:
+        optimize(mod, tm, opt)
+        return tm.emit_object(mod)
+    pb = _pass_builder(tm, opt)
+    mpm = pb.getModulePassManager()  # fresh per module: running one twice aborts
+    run(mpm, mod, pb)
+    with ffi.OutputString() as err:
+        buf = emit(tm, mod, 1, err)
+        if not buf:
+            raise RuntimeError(str(err))
+    try:
+        return ctypes.string_at(ffi.lib.LLVMPY_GetBufferStart(buf), ffi.lib.LLVMPY_GetBufferSize(buf))
+    finally:
+        ffi.lib.LLVMPY_DisposeMemoryBuffer(buf)
+
+
+def build_object(text: str, opt: int = 3, unlocked: bool = False) -> tuple[bytes, str]:
     """Verify and optimize IR ``text`` at ``opt``; return (object file, optimized IR)."""
     init()
-    mod = llvm.parse_assembly(text)
+    mod = llvm.parse_assembly(text, context=llvm.create_context() if unlocked else None)
     mod.verify()
     tm = host_target_machine(opt)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
-    optimize(mod, tm, opt)
-    return tm.emit_object(mod), str(mod)
+    obj = _optimize_and_emit(mod, tm, opt, unlocked)
+    return obj, str(mod)
 
 
-def load_object(obj: bytes, names: list[str]) -> tuple[llvm.ExecutionEngine, dict[str, int]]:
-    """A fresh engine running object file ``obj``; the addresses of ``names`` in it.
+def build_objects(texts: list[str], opt: int = 3) -> list[tuple[bytes, str]]:
+    """``build_object`` of each module text, in parallel threads (one per text): the
+    compile time of a function's kernels is LLVM's, and this divides it by the cores."""
+    if len(texts) <= 1 or _unlocked("LLVMPY_RunNewModulePassManager") is None:
+        return [build_object(t, opt) for t in texts]
+    results: list[tuple[bytes, str] | None] = [None] * len(texts)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            results[k] = build_object(texts[k], opt, unlocked=True)
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(k,), name="graphc-llvm") for k in range(1, len(texts))]
+    for t in threads:
+        t.start()
+    work(0)
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return results  # type: ignore[return-value]
+
+
+# Object code of a module built in several parts: the parts' object files, concatenated.
+_PARTS = b"GRAPHC-OBJECTS-1\n"
+
+
+def pack_objects(objs: list[bytes]) -> bytes:
+    if len(objs) == 1:
+        return objs[0]
+    return _PARTS + struct.pack(f"<I{len(objs)}Q", len(objs), *map(len, objs)) + b"".join(objs)
+
+
+def unpack_objects(blob: bytes) -> list[bytes]:
+    if not blob.startswith(_PARTS):
+        return [blob]
+    at = len(_PARTS)
+    (n,) = struct.unpack_from("<I", blob, at)
+    sizes = struct.unpack_from(f"<{n}Q", blob, at + 4)
+    at += 4 + 8 * n
+    objs = []
+    for size in sizes:
+        objs.append(blob[at:at + size])
+        at += size
+    if at != len(blob) or any(len(o) != size for o, size in zip(objs, sizes)):
+        raise RuntimeError("object code parts do not add up")
+    return objs
+
+
+def load_object(obj: bytes, names: list[str]) -> tuple[object, dict[str, int]]:
+    """A fresh engine running object file ``obj`` (one per part ``pack_objects`` packed:
+    MCJIT given several object files with same-named internal helpers crashed the
+    kernels); the addresses of ``names`` in them.
 
     ``obj`` must come from ``build_object`` (or a verified cache entry of one): LLVM
     does not survive a malformed object file.
     """
     init()
-    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host_target_machine())
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    engine.run_static_constructors()
-    addresses = {n: engine.get_function_address(n) for n in names}
-    missing = [n for n, a in addresses.items() if not a]
+    engines = []
+    addresses: dict[str, int] = {}
+    for part in unpack_objects(obj):
+        engine = llvm.create_mcjit_compiler(llvm.parse_assembly(""), host_target_machine())
+        engine.add_object_file(llvm.ObjectFileRef.from_data(part))
+        engine.finalize_object()
+        engine.run_static_constructors()
+        engines.append(engine)
+        for n in names:
+            addr = engine.get_function_address(n)
+            if addr:
+                addresses[n] = addr
+    engine = engines[0] if len(engines) == 1 else engines
+    missing = [n for n in names if not addresses.get(n)]
     if missing:
         raise RuntimeError(f"object code defines no {missing}")
     return engine, addresses
 
 
-def compile_module(module: ir.Module, names: list[str], opt: int = 3) -> CompiledModule:
-    """Verify, optimize at ``opt``, JIT-compile ``module``; return addresses of ``names``.
+#: Between the parts of a module's IR texts (``CompiledModule.ir_text``): each part is a
+#: module of its own.
+PART_MARK = "\n; ---- graphc: next part (a module of its own) ----\n"
 
-    Code generation runs once, into an object file, which is then loaded; the object
+
+def compile_module(module: ir.Module | list[ir.Module], names: list[str], opt: int = 3) -> CompiledModule:
+    """Verify, optimize at ``opt``, JIT-compile ``module`` (or several modules, compiled in
+    parallel and loaded into an engine each); return addresses of ``names``.
+
+    Code generation runs once, into object files, which are then loaded; the object
     bytes stay available (``.obj``) for the compile cache.
     """
-    text = module_text(module)
-    obj, opt_text = build_object(text, opt)
+    modules = module if isinstance(module, list) else [module]
+    texts = [module_text(m) for m in modules]
+    built = build_objects(texts, opt)
+    obj = pack_objects([o for o, _ in built])
     engine, addresses = load_object(obj, names)
-    return CompiledModule(engine, addresses, obj=obj, _texts=(text, opt_text))
+    return CompiledModule(engine, addresses, obj=obj,
+                          _texts=(PART_MARK.join(texts), PART_MARK.join(t for _, t in built)))
