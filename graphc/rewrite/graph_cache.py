@@ -32,6 +32,7 @@ import os
 import pickle
 import sys
 import tempfile
+import types
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -122,9 +123,11 @@ def _rewrite_identity(phases: Sequence[Any]) -> str:
 def _tunables() -> list[tuple[str, str, Any]]:
     """The rewrite modules' settings (upper-case module constants such as
     ``constant_folding.MAX_FOLD_SIZE``): changing one at run time changes the key."""
+    import graphc.rewrite as package
+
     found = []
-    for name, mod in list(sys.modules.items()):
-        if name.startswith("graphc.rewrite.") and mod is not None:
+    for name, mod in list(vars(package).items()):  # its imported submodules
+        if isinstance(mod, types.ModuleType) and mod.__name__.startswith("graphc.rewrite."):
             for k, v in list(vars(mod).items()):
                 if k.isupper() and isinstance(v, bool | int | float | str):
                     found.append((name, k, v))
@@ -246,9 +249,13 @@ class _Pickler(pickle.Pickler):
 
     def reducer_override(self, obj: Any) -> Any:
         if isinstance(obj, ScalarOp):
-            if (obj.name, obj.params) not in self.known:
-                raise Uncacheable(f"scalar op {obj!r} would not be found in a new process")
-            return _scalar_op, (obj.name, obj.params)
+            key = (obj.name, obj.params)
+            if key not in self.known:  # made by a rewrite: is it one graphc's modules define?
+                for k, v in _scan_modules().items():
+                    self.known.setdefault(k, v)
+                if key not in self.known:
+                    raise Uncacheable(f"scalar op {obj!r} would not be found in a new process")
+            return _scalar_op, key
         return NotImplemented
 
 
@@ -273,8 +280,7 @@ def directory() -> Path | None:
 
 def dumps(fgraph: FunctionGraph, lines: list[str], sops: dict[tuple, ScalarOp]) -> bytes:
     """The rewritten ``fgraph`` and its log as an entry (raises Uncacheable)."""
-    known = dict(_scan_modules())
-    known.update(sops)
+    known = dict(sops)
     buf = io.BytesIO()
     try:
         _Pickler(buf, fgraph.inputs, known).dump(
