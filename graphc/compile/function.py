@@ -359,7 +359,7 @@ class Function:
             o = outputs[k]
             if type(o) is not np.ndarray:
                 o = outputs[k] = np.asarray(o)
-            if mode == 1 or (record and o.base is None):  # a plan will reuse recorded buffers
+            if mode == 1 or record:  # a plan reuses (and rebinds) the recorded arrays
                 outputs[k] = o.copy()
             elif mode == 2:
                 outputs[k] = _unaliased(o, inputs + shared_values + new_values)

@@ -270,3 +270,58 @@ def test_w4_step_runs_as_one_plan() -> None:
     for _ in range(3):
         fn(x, y)
     assert fn._plan is not None, fn._plan_why
+
+
+def test_slices_and_shape_values_of_arguments() -> None:
+    """Reference nodes returning views of a per-call value (slices, transposes) follow that
+    value's data; values computed from shapes or constants are computed once."""
+    def make(mode: object) -> tuple:
+        s = graphc.shared(np.zeros(3, "float32"), name="s")
+        x = T.fmatrix("x")
+        outs = [x[1:, ::2] * 2, (x[0] + x.shape[0]).sum(), x.T[1] - s.sum(), x[:, 1:]]
+        fn = graphc.function([x], outs, updates=[(s, s + x[:, 0].sum() / 4)], mode=mode)
+        return fn, s
+
+    (fn, s), (ref, rs) = make(NATIVE), make("PY")
+    rng = np.random.default_rng(7)
+    for n in [4, 4, 4, 4, 5, 5, 5]:
+        x = rng.standard_normal((n, 3)).astype("float32")
+        got, want = fn(x), ref(x)
+        for a, b in zip(got, want):
+            assert a.shape == b.shape and a.dtype == b.dtype
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+            assert not np.shares_memory(a, x)
+        np.testing.assert_allclose(s.get_value(), rs.get_value(), rtol=1e-5, atol=1e-6)
+    assert fn._plan is not None, fn._plan_why
+
+
+def test_keras_like_training_runs_as_a_plan() -> None:
+    from frontends.keras_like.layers import Dense, Dropout
+    from frontends.keras_like.models import Sequential
+
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 6)).astype("float32")
+    y = (rng.random((64, 1)) > 0.5).astype("float32")
+    model = Sequential([Dense(8, input_dim=6, activation="relu"), Dropout(0.2),
+                        Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    history = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    train = model._train_fn
+    assert train._plan is not None, train._plan_why
+
+
+def test_view_outputs_held_by_the_caller_keep_their_values() -> None:
+    x = T.fmatrix("x")
+    fn = graphc.function([x], [(x * 2).T, (x + 1)[0], x[1:]], mode=NATIVE)
+    rng = np.random.default_rng(8)
+    held = []
+    for _ in range(6):
+        a = rng.standard_normal((3, 4)).astype("float32")
+        held.append((a.copy(), fn(a)))
+        del a  # the argument may be freed: nothing returned may point into it
+    assert fn._plan is not None, fn._plan_why
+    for a, (t, row, rest) in held:
+        np.testing.assert_array_equal(t, (a * 2).T)
+        np.testing.assert_array_equal(row, a[0] + 1)
+        np.testing.assert_array_equal(rest, a[1:])

@@ -387,14 +387,24 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
 
     for node, (_, ins, outs, _) in zip(program.order, program.steps):
         name = type(node.op).__name__
-        if name == "DimShuffle" and node not in program.kernel_of:
-            v, base = vals[outs[0]], vals[ins[0]]
-            if not np.shares_memory(v, base) and v.size:
-                raise NoPlan("a DimShuffle that is not a view")
-            views.append((outs[0], ins[0], _data(v) - _data(base)))
-        elif name in SHAPE_ONLY_OPS:
-            pass  # computed once, from shapes the key fixes
-        elif node in program.kernel_of:
+        native = node in program.kernel_of
+        if not native and (name in SHAPE_ONLY_OPS or ins and all(i in constants for i in ins)):
+            # Computed once: from shapes the key fixes, or from constants (``x.shape[0]``).
+            constants.update(outs)
+        elif not native:
+            # A view of its one non-constant input (DimShuffle, a slice with constant bounds):
+            # the same layout every call at the key's shapes, the data pointer follows the base.
+            varying = [i for i in ins if i not in constants]
+            v = vals[outs[0]]
+            if len(outs) != 1 or len(varying) != 1 or (name != "DimShuffle" and not v.size) or (
+                    v.size and not np.shares_memory(v, vals[varying[0]])):
+                raise NoPlan(f"{node.op} runs in Python")
+            same = [k for k, x in enumerate(vals) if x is v and k != outs[0]]
+            if same:  # the very object of another slot (an op returning its input)
+                alias[outs[0]] = same[0]
+                continue
+            views.append((outs[0], varying[0], _data(v) - _data(vals[varying[0]])))
+        else:
             rec = by_node.get(node, [])
             if len(rec) != 1 or rec[0][1] != 0:
                 raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
@@ -413,11 +423,12 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
                 alias[outs[0]] = ins[0]  # nothing to sum at these shapes: the same buffer
                 continue
             steps.append((node, program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
-        else:
-            raise NoPlan(f"{node.op} runs in Python")
     for s in program.output_slots[:n_outputs]:
-        if s in input_slots:
+        if res(s) in input_slots:
             raise NoPlan("an output that is an input")
+    written = {program.slot[o] for st in steps for o in st[0].outputs}
+    if any(s not in written for s in upd_slot):
+        raise NoPlan("an update value that no kernel writes")
     inplace = _in_place_updates(steps, views, upd_slot, res, vals,
                                 [res(s) for s in program.output_slots[:n_outputs]])
     for s_u in inplace:
@@ -437,6 +448,9 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     for s in range(nslots + len(extra)):
         if s not in arg_slots and s not in alias:  # arguments: written per call, never held
             keep[P(s)] = vals[s]
+    for d, _, _ in views:
+        # Rebinding changes an array's data pointer: only ever that of the plan's own object.
+        keep[P(d)] = vals[d].view()
     guards: list[tuple[int, int]] = []
     swaps = []
     owned: dict[int, Any] = {}
