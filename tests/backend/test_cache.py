@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -84,7 +85,9 @@ def test_concurrent_processes_do_not_corrupt_each_other(tmp_path: Path) -> None:
     assert all(r["results"] == results[0]["results"] for r in results)
     entries = _entries(tmp_path)
     assert entries  # one, unless graphc's sources changed meanwhile (another key)
-    assert not [p for p in (tmp_path / "llvm").iterdir() if p.suffix != cache.SUFFIX]  # no temp left
+    parts = tmp_path / "llvm" / cache.PARTS
+    files = [*(tmp_path / "llvm").iterdir(), *(parts.iterdir() if parts.is_dir() else ())]
+    assert not [p for p in files if p.suffix not in (cache.SUFFIX, ".idx") and p != parts]  # no temp left
     for path in entries:
         cache.decode(path.read_bytes(), path.name[: -len(cache.SUFFIX)])  # whole, valid entries
     again = _run(tmp_path)
@@ -157,6 +160,7 @@ def test_corrupted_entry_is_rebuilt(fresh: Path, damage: str, rng: np.random.Gen
     else:
         data = os.urandom(len(data))
     path.write_bytes(data)
+    shutil.rmtree(fresh / "llvm" / cache.PARTS)  # else rebuilt from the parts (see below)
     monkeypatch.setattr(executor, "_kernels", {})
     fn2 = _compile_and_check(rng)
     assert [m.from_cache for m in fn2._program.modules] == [False]  # rebuilt, not loaded
@@ -271,3 +275,30 @@ def test_kernels_in_parallel_parts_agree_and_load_from_the_cache(
     fn2 = check()
     assert [m.from_cache for m in fn2._program.modules] == [True]
     assert fn2.llvm_ir() == fn.llvm_ir()
+
+
+def test_a_new_function_reuses_the_kernels_other_functions_compiled(
+        fresh: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRAPHC_COMPILE_THREADS", "2")
+    x, y = T.dmatrix("x"), T.dvector("y")
+    shared = [T.exp(x) * y, T.tanh(x) - y, T.log1p(abs(x)) + 1.5]
+    a, b = rng.standard_normal((5, 6)), rng.standard_normal(6)
+    first = graphc.function([x, y], shared, mode=NATIVE)
+    monkeypatch.setattr(executor, "_kernels", {})  # as in a new process
+    outs = shared + [T.nnet.sigmoid(x * y)]
+    second = graphc.function([x, y], outs, mode=NATIVE)
+    (module,) = second._program.modules
+    assert not module.from_cache  # the sigmoid kernel was compiled...
+    reused = set(first._program.kernel_of.values())
+    assert reused < set(second._program.kernel_of.values())
+    assert all(name in module.ir_text for name in reused)  # ...the others loaded from the parts
+    assert isinstance(module.engine, list) and len(module.engine) >= 2
+    for got, want in zip(second(a, b), graphc.function([x, y], outs, mode="PY")(a, b)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert "ret" in second.asm()
+    monkeypatch.setattr(executor, "_kernels", {})
+    third = graphc.function([x, y], outs, mode=NATIVE)
+    assert [m.from_cache for m in third._program.modules] == [True]
+    np.testing.assert_array_equal(third(a, b)[3], second(a, b)[3])
+    assert cache.clear() >= 3  # whole entries and parts
+    assert not list((fresh / "llvm" / cache.PARTS).iterdir())

@@ -136,8 +136,10 @@ def cache_directory() -> Path | None:
     return Path(os.path.expanduser(base)) / "llvm"
 
 
-def entry_path(key: str) -> Path | None:
+def entry_path(key: str, sub: str = "") -> Path | None:
     d = cache_directory()
+    if d is not None and sub:
+        d = d / sub
     return None if d is None else d / f"{key}{SUFFIX}"
 
 
@@ -179,9 +181,10 @@ def decode(data: bytes, key: str) -> Entry:
                  list(meta["entries"]))
 
 
-def load(key: str) -> Entry | None:
-    """The verified entry for ``key``, or None (missing, unreadable or corrupted: removed)."""
-    path = entry_path(key)
+def load(key: str, sub: str = "") -> Entry | None:
+    """The verified entry for ``key`` (in subdirectory ``sub``), or None (missing,
+    unreadable or corrupted: removed)."""
+    path = entry_path(key, sub)
     if path is None:
         return None
     try:
@@ -204,9 +207,10 @@ def load(key: str) -> Entry | None:
         return None
 
 
-def store(entry: Entry) -> Path | None:
-    """Write ``entry`` atomically (temporary file, then ``os.replace``); None if not possible."""
-    path = entry_path(entry.key)
+def store(entry: Entry, sub: str = "") -> Path | None:
+    """Write ``entry`` atomically (temporary file, then ``os.replace``) in subdirectory
+    ``sub``; None if not possible."""
+    path = entry_path(entry.key, sub)
     if path is None:
         return None
     tmp = None
@@ -263,11 +267,12 @@ def clear() -> int:
     if d is None or not d.is_dir():
         return 0
     count = 0
-    for p in d.iterdir():
-        if p.suffix == SUFFIX:
+    parts = d / PARTS
+    for p in [*d.iterdir(), *(parts.iterdir() if parts.is_dir() else ())]:
+        if p.suffix in (SUFFIX, ".idx"):
             try:
                 p.unlink()
-                count += 1
+                count += p.suffix == SUFFIX
             except OSError:
                 pass
     return count
@@ -281,12 +286,14 @@ def compile_kernels(
     Returns the compiled module (None if no kernel could be built) and, for each
     kernel that could not be, why. Goes through the on-disk cache: on a hit no
     builder runs. A builder raising ``Unsupported`` leaves its kernel out.
-    """
-    from llvmlite import ir
 
+    On a miss, kernels that other functions compiled before (kernels are named by what
+    they compute, so functions share many) are loaded from the part of those functions'
+    entries that holds them (``<kernel key>.idx`` names it); only the others are built,
+    in parts compiled in parallel, each part stored as an entry of its own too.
+    """
     from graphc.backend.llvm import entry as fast
     from graphc.backend.llvm import jit
-    from graphc.backend.llvm.scalar import Unsupported
 
     key = module_key(list(builders), opt)
     entry = load(key)
@@ -305,13 +312,98 @@ def compile_kernels(
             _register_entries(compiled, entry.entries)
             return compiled, entry.failures
 
-    built: list[str] = []
     failures: dict[str, str] = {}
-    entries: list[str] = []
-    modules = []
+    reused = _reuse_parts(builders, opt, failures)
+    have = {n for part, _ in reused for n in part.names} | set(failures)
+    new = _build_parts({n: b for n, b in builders.items() if n not in have}, opt, failures)
+    parts = reused + new
+    names = [n for part, _ in parts for n in part.names if n in builders]
+    entries = [n for part, _ in parts for n in part.entries if n in builders]
+    if not names:
+        store(Entry(key, [], failures))
+        return None, failures
+    addresses: dict[str, int] = {}
+    engines: list = []
+    for _, compiled in parts:
+        addresses.update(compiled.addresses)
+        engines += compiled.engine if isinstance(compiled.engine, list) else [compiled.engine]
+    texts = [part.ir_texts() for part, _ in parts]
+    ir_text = jit.PART_MARK.join(t or "" for t, _ in texts)
+    opt_text = jit.PART_MARK.join(t or "" for _, t in texts)
+    obj = jit.pack_objects([part.obj for part, _ in parts])
+    result = jit.CompiledModule(engines, addresses, obj=obj, key=key, from_cache=not new,
+                                _texts=(ir_text, opt_text))
+    _register_entries(result, entries)
+    store(Entry(key, names, {n: why for n, why in failures.items() if n in builders}, obj,
+                pack_ir(ir_text, opt_text), entries))
+    return result, failures
+
+
+PARTS = "parts"  # subdirectory of the parts' entries and the kernels' index files
+
+
+def _index_path(name: str, opt: int) -> Path | None:
+    d = cache_directory()
+    return None if d is None else d / PARTS / f"{module_key([name], opt)}.idx"
+
+
+def _reuse_parts(builders: Mapping[str, object], opt: int,
+                 failures: dict[str, str]) -> list[tuple[Entry, CompiledModule]]:
+    """Load the stored parts holding some of ``builders``' kernels (recording the kernels
+    they could not build in ``failures``); each part once."""
+    from graphc.backend.llvm import entry as fast
+    from graphc.backend.llvm import jit
+
+    found: list[tuple[Entry, CompiledModule]] = []
+    done: set[str] = set()
+    for name in builders:
+        if name in done:
+            continue
+        path = _index_path(name, opt)
+        try:
+            part_key = path.read_text().strip() if path is not None else ""
+        except OSError:
+            continue
+        if len(part_key) != 64 or not all(c in "0123456789abcdef" for c in part_key):
+            continue
+        part = load(part_key, PARTS)
+        if part is None or name not in set(part.names) | set(part.failures):
+            continue
+        if part.entries and not fast.available():
+            continue
+        wanted = [n for n in part.names if n in builders and n not in done]
+        if wanted:
+            want_entries = [n for n in part.entries if n in wanted]
+            try:
+                symbols = wanted + [n + fast.SUFFIX for n in want_entries]
+                engine, addresses = jit.load_object(part.obj, symbols)
+            except RuntimeError as exc:
+                log.warning("graphc compile cache: cannot load part %s (%s)", part_key, exc)
+                continue
+            compiled = jit.CompiledModule(engine, addresses, obj=part.obj, key=part_key, from_cache=True)
+            found.append((Entry(part_key, wanted, {}, part.obj, part.ir_blob, want_entries), compiled))
+            done.update(wanted)
+        for n, why in part.failures.items():
+            if n in builders:
+                failures[n] = why
+                done.add(n)
+    return found
+
+
+def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int,
+                 failures: dict[str, str]) -> list[tuple[Entry, CompiledModule]]:
+    """Build ``builders``' kernels in parts compiled in parallel; store each part as an entry
+    (and index its kernels). Kernels that cannot be built go to ``failures``."""
+    from llvmlite import ir
+
+    from graphc.backend.llvm import entry as fast
+    from graphc.backend.llvm import jit
+    from graphc.backend.llvm.scalar import Unsupported
+
+    modules, groups = [], []
     for part in partition(list(builders), compile_threads()):
         module = ir.Module(name="graphc")
-        here = []
+        here, failed = [], {}
         for name in part:
             try:
                 builders[name](module)
@@ -319,21 +411,53 @@ def compile_kernels(
                 fn = module.globals.get(name)
                 if isinstance(fn, ir.Function):  # half built: leave a bodiless declaration (valid IR)
                     fn.blocks.clear()
-                failures[name] = str(exc)
+                failed[name] = str(exc)
             else:
                 here.append(name)
-        entries += [n for n in here if fast.available() and fast.add_entry(module, n)]
-        built += here
+        failures.update(failed)
+        part_entries = [n for n in here if fast.available() and fast.add_entry(module, n)]
         if here:
             modules.append(module)
+        groups.append((here, failed, part_entries))
     compiled = None
-    if built:
-        compiled = jit.compile_module(modules, built + [n + fast.SUFFIX for n in entries], opt)
-        compiled.key = key
-        _register_entries(compiled, entries)
-    store(Entry(key, built, failures, compiled.obj if compiled else b"",
-                pack_ir(compiled.ir_text, compiled.opt_ir_text) if compiled else b"", entries))
-    return compiled, failures
+    if modules:
+        symbols = [n for here, _, ents in groups for n in here + [e + fast.SUFFIX for e in ents]]
+        compiled = jit.compile_module(modules, symbols, opt)
+        objs = jit.unpack_objects(compiled.obj)
+        texts = compiled.ir_text.split(jit.PART_MARK)
+        opt_texts = compiled.opt_ir_text.split(jit.PART_MARK)
+        engines = compiled.engine if isinstance(compiled.engine, list) else [compiled.engine]
+    parts: list[tuple[Entry, CompiledModule]] = []
+    k = 0
+    for here, failed, part_entries in groups:
+        part_key = module_key(here + list(failed), opt)
+        if here:
+            assert compiled is not None
+            part = Entry(part_key, here, failed, objs[k], pack_ir(texts[k], opt_texts[k]), part_entries)
+            mine = set(here) | {n + fast.SUFFIX for n in part_entries}
+            parts.append((part, jit.CompiledModule(
+                engines[k], {n: a for n, a in compiled.addresses.items() if n in mine}, obj=objs[k],
+                key=part_key)))
+            k += 1
+        else:
+            part = Entry(part_key, [], failed)
+        if store(part, PARTS) is not None:
+            for name in here + list(failed):
+                _write_index(name, opt, part_key)
+    return parts
+
+
+def _write_index(name: str, opt: int, part_key: str) -> None:
+    path = _index_path(name, opt)
+    if path is None:
+        return
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".idx", dir=path.parent)
+        with os.fdopen(fd, "w") as f:
+            f.write(part_key)
+        os.replace(tmp, path)
+    except OSError:
+        pass
 
 
 def compile_threads() -> int:
