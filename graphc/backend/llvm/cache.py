@@ -13,6 +13,12 @@ depends on: a fingerprint of graphc's own source (the code generators), the
 llvmlite and LLVM versions, the triple, the CPU name and feature string, and the
 optimization level.
 
+A function's kernels are compiled in parts (modules compiled in parallel); besides
+the function's entry (all its parts' object code), each part is stored as an entry
+of its own under ``parts/``, with a small index file per kernel naming its part:
+a function whose entry misses loads the kernels other functions compiled before
+(kernel names are hashes of what they compute) and compiles only the others.
+
 Entries are written to a temporary file in the cache directory and moved into
 place with ``os.replace``, so a reader sees a whole entry or none, and processes
 compiling the same module at once each write a complete file (the last one

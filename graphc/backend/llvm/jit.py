@@ -1,10 +1,17 @@
-"""The JIT: LLVM setup for the host CPU, the O3 pipeline, and engines.
+"""The JIT: LLVM setup for the host CPU, the pass pipeline, parallel compilation, engines.
 
 Facts this relies on (measured, see the design notes): ``llvm.initialize()``
 raises in llvmlite 0.50, so only the native target, asm printer and asm
 parser are initialized; a module pass manager may run only once, so each
 module gets a fresh one; an execution engine owns its target machine, so
 each engine gets its own.
+
+Compile time is LLVM's (passes and code generation: ~30 ms per elementwise kernel
+here), so: O2 with the vectorizers but no interleaving, unrolling or epilogue
+vectorization (half the time of O3, the same speed on our loops); a function's
+kernels in several modules compiled by parallel threads, each module in its own
+LLVM context with the two long calls made without llvmlite's process-wide lock;
+each module's object code in its own engine.
 """
 
 from __future__ import annotations
