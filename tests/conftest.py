@@ -45,10 +45,11 @@ def rng() -> np.random.Generator:
 # one from the same start, and asserts both agree (outputs, new shared values, or the same
 # exception type). The test sees the PY results, so its own assertions are unchanged.
 # Library code (``Variable.eval``, ``verify_grad``) imports ``graphc.compile.function``
-# directly and is not doubled. tests/backend is not doubled either: its tests compare native
-# modes with PY themselves. Tests in ``_NATIVE_ONLY`` observe side effects of running (how
-# often a perform runs), which a double run would break: under ``[FAST_RUN]`` they get the
-# native function alone, so their assertions check the native executor's laziness.
+# directly and is not doubled. tests/backend and tests/test_differential*.py are not doubled
+# either: they compare native modes with PY themselves. Tests in ``_NATIVE_ONLY`` observe
+# side effects of running (how often a perform runs), which a double run would break: under
+# ``[FAST_RUN]`` they get the native function alone, so their assertions check the native
+# executor's laziness.
 
 _PY_MODE = re.compile(r"""mode\s*=\s*["']PY["']""")
 # Per module file: names of its functions that compile in mode "PY" (directly or through a
@@ -60,7 +61,8 @@ _NATIVE_ONLY = {
         "test_work_shared_by_condition_and_branch_runs_once",
         "test_switch_evaluates_both_branches_elementwise")
 }
-_NOT_DOUBLED_DIRS = ("tests/backend/",)
+# Tests that compare native modes with PY themselves.
+_NOT_DOUBLED_DIRS = ("tests/backend/", "tests/test_differential")
 
 
 def _py_mode_functions(path: str) -> set[str]:
@@ -142,8 +144,10 @@ class ModeDisagreement(AssertionError):
 _RTOL = {"float16": 1e-2, "float32": 2e-5, "float64": 1e-11, "complex64": 2e-5, "complex128": 1e-11}
 
 
-def assert_same_values(native: Any, ref: Any, what: str) -> None:
-    """``native`` agrees with ``ref``: dtype, shape, NaN positions, values within tolerance."""
+def assert_same_values(native: Any, ref: Any, what: str, loose: float = 1.0,
+                       rtol: float | None = None) -> None:
+    """``native`` agrees with ``ref``: dtype, shape, NaN positions, values within tolerance
+    (``rtol``, by default the dtype's, times ``loose``)."""
     native, ref = np.asarray(native), np.asarray(ref)
     if native.dtype != ref.dtype or native.shape != ref.shape:
         raise ModeDisagreement(
@@ -164,7 +168,7 @@ def assert_same_values(native: Any, ref: Any, what: str) -> None:
         ref[finite].astype(np.complex128 if ref.dtype.kind == "c" else np.float64)
     if a.size == 0:
         return
-    rtol = _RTOL.get(ref.dtype.name, 1e-5)
+    rtol = (rtol if rtol is not None else _RTOL.get(ref.dtype.name, 1e-5)) * loose
     scale = max(float(np.abs(b).max()), np.finfo(ref.dtype).tiny)
     err = np.abs(a - b)
     # The absolute part covers cancellation in sums (terms far bigger than the result).
@@ -183,9 +187,12 @@ def _snapshot(values: list[Any]) -> list[Any]:
 class DualFunction:
     """A PY-compiled function that checks every call against its FAST_RUN twin."""
 
-    def __init__(self, py_fn: Any, native_fn: Any) -> None:
+    def __init__(self, py_fn: Any, native_fn: Any, loose: float = 1.0, rtol: float | None = None,
+                 ) -> None:
         object.__setattr__(self, "py_fn", py_fn)
         object.__setattr__(self, "native_fn", native_fn)
+        object.__setattr__(self, "loose", loose)
+        object.__setattr__(self, "rtol", rtol)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.py_fn, name)
@@ -235,9 +242,9 @@ class DualFunction:
             if not isinstance(native_out, list) or len(native_out) != len(py_out):
                 raise ModeDisagreement(f"FAST_RUN returns {native_out!r}, PY returns {py_out!r}")
             for k, (n, r) in enumerate(zip(native_out, py_out)):
-                assert_same_values(n, r, f"output {k}")
+                assert_same_values(n, r, f"output {k}", self.loose, self.rtol)
         else:
-            assert_same_values(native_out, py_out, "output")
+            assert_same_values(native_out, py_out, "output", self.loose, self.rtol)
         for s, n, c in zip(self.py_fn.shared_inputs, native_shared, containers):
-            assert_same_values(n, c.value, f"new value of shared variable {s!r}")
+            assert_same_values(n, c.value, f"new value of shared variable {s!r}", self.loose, self.rtol)
         return py_out
