@@ -296,7 +296,8 @@ class _ArgReduce(Op):
         (x,) = inputs
         kept = [i for i in range(x.ndim) if i not in self.axis]
         y = np.transpose(x, kept + list(self.axis))
-        y = y.reshape([x.shape[i] for i in kept] + [-1])
+        # The reduced size explicitly: -1 cannot be inferred when a kept axis is empty.
+        y = y.reshape([x.shape[i] for i in kept] + [int(np.prod([x.shape[i] for i in self.axis]))])
         return [np.asarray(type(self)._impl(y, axis=-1), dtype="int64")]
 
     def grad(self, inputs: Sequence[Variable], grads: Sequence[Variable]) -> list[Any]:
