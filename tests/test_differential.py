@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -436,3 +437,40 @@ def test_wrong_inputs_agree_or_raise_alike(data: st.DataObject) -> None:
             raise
         except Exception:  # noqa: S110 -- both modes raised the same kind of error
             pass
+
+
+# -- the harness itself --------------------------------------------------------------------------
+def test_dual_function_reports_every_kind_of_disagreement() -> None:
+    x = T.dvector("x")
+    w = graphc.shared(np.zeros(2), name="w")
+    py_fn = graphc.function([x], x * 2.0, updates=[(w, w + x)], mode="PY")
+
+    def fake(result: Callable[[np.ndarray], Any], update: Callable[[np.ndarray], Any] = lambda v: v) -> Any:
+        def run(v: np.ndarray) -> Any:
+            w.container.value = w.container.value + update(v)
+            return result(v)
+        return run
+
+    v = np.array([1.0, np.nan])
+    assert np.array_equal(DualFunction(py_fn, fake(lambda v: v * 2.0))(v), v * 2, equal_nan=True)
+    bad = {
+        "values differ": fake(lambda v: v * 2.0 + 1e-3),
+        "NaN positions": fake(lambda v: np.nan_to_num(v * 2.0)),
+        "float32": fake(lambda v: (v * 2.0).astype("float32")),
+        "shared variable w": fake(lambda v: v * 2.0, lambda v: v + 1.0),
+        "FAST_RUN raises": fake(lambda v: 1 / 0),
+        "in place": fake(lambda v: np.multiply(v, 2.0, out=v)),
+    }
+    for message, native in bad.items():
+        w.set_value(np.zeros(2))
+        with pytest.raises(ModeDisagreement, match=message):
+            DualFunction(py_fn, native)(v.copy())
+    # Both raise: the same kind of error passes PY's through, another kind is a disagreement.
+    def type_error(v: np.ndarray) -> Any:
+        raise TypeError("native")
+
+    with pytest.raises(TypeError, match="input 'x'"):
+        DualFunction(py_fn, fake(type_error))(np.zeros((2, 2)))
+    mixed = graphc.function([x], x[T.constant(5)], mode="PY")
+    with pytest.raises(ModeDisagreement, match="PY raises"):
+        DualFunction(mixed, fake(lambda v: (_ for _ in ()).throw(KeyError("k"))))(v)
