@@ -32,6 +32,7 @@ import os
 import pickle
 import sys
 import tempfile
+import threading
 import types
 from collections.abc import Sequence
 from pathlib import Path
@@ -184,7 +185,7 @@ def graph_context(fgraph: FunctionGraph, mode: Any, phases: Sequence[Any]) -> Co
 # -- storing and loading ------------------------------------------------------------------
 _module_sops: dict[tuple, ScalarOp] | None = None
 _module_count = -1
-_resolving: dict[tuple, ScalarOp] = {}
+_local = threading.local()  # .resolving: the scalar ops a load in this thread may use
 
 
 def _scan_modules() -> dict[tuple, ScalarOp]:
@@ -223,11 +224,12 @@ def _scan_modules() -> dict[tuple, ScalarOp]:
 
 
 def _scalar_op(name: str, params: tuple) -> ScalarOp:
-    sop = _resolving.get((name, params))
+    resolving: dict[tuple, ScalarOp] = getattr(_local, "resolving", {})
+    sop = resolving.get((name, params))
     if sop is None:  # not in the user's graph: made by a rewrite (scanning costs ~10 ms)
         for k, v in _scan_modules().items():
-            _resolving.setdefault(k, v)
-        sop = _resolving.get((name, params))
+            resolving.setdefault(k, v)
+        sop = resolving.get((name, params))
         if sop is None:
             raise Uncacheable(f"scalar op {name}{params} is not known in this process")
     return sop
@@ -296,17 +298,16 @@ def loads(
 ) -> tuple[list[Variable], list[Apply], list[str]]:
     """The outputs (wired to ``fgraph.inputs``), the execution order of their nodes and the
     log stored in entry ``data``."""
-    global _resolving
     if len(data) < _HEADER or not data.startswith(MAGIC):
         raise ValueError("bad header")
     body = data[_HEADER:]
     if hashlib.sha256(body).digest() != data[len(MAGIC):_HEADER]:
         raise ValueError("checksum mismatch")
-    _resolving = dict(sops)
+    _local.resolving = dict(sops)
     try:
         n_inputs, outputs, order, lines = _Unpickler(io.BytesIO(body), fgraph.inputs).load()
     finally:
-        _resolving = {}
+        _local.resolving = {}
     if n_inputs != len(fgraph.inputs) or len(outputs) != len(fgraph.outputs):
         raise ValueError("entry is for another signature")
     for old, new in zip(fgraph.outputs, outputs):
