@@ -264,12 +264,22 @@ def test_argmax_of_empty_raises_like_numpy() -> None:
 
 
 @pytest.fixture
-def threaded(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every reduction splits (3 threads: uneven slices), however small."""
+def threaded(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every reduction splits (3 threads: uneven slices), however small; the list records
+    how many slices each split call ran."""
     from graphc.backend.llvm import reduce_threads
 
     monkeypatch.setattr(reduce_threads, "THREAD_MIN_ELEMENTS", 1)
     monkeypatch.setattr(reduce_threads, "THREADS", 3)
+    calls: list[int] = []
+    run_all = reduce_threads._submit_all
+
+    def spy(jobs: list) -> int:
+        calls.append(len(jobs))
+        return run_all(jobs)
+
+    monkeypatch.setattr(reduce_threads, "_submit_all", spy)
+    return calls
 
 
 def _split_inputs(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -281,7 +291,7 @@ def _split_inputs(dtype: str, shape: tuple[int, ...]) -> np.ndarray:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32"])
-def test_threaded_reductions_equal_single_threaded(threaded: None, dtype: str) -> None:
+def test_threaded_reductions_equal_single_threaded(threaded: list[int], dtype: str) -> None:
     from graphc.backend.llvm import reduce_threads
 
     shape = (7, 5, 301)
@@ -291,20 +301,29 @@ def test_threaded_reductions_equal_single_threaded(threaded: None, dtype: str) -
         outs += [x.sum(axis=ax), x.max(axis=ax), T.argmax(x, axis=ax), T.argmin(x, axis=ax)]
     outs += [x.min(axis=(0, 2)), x.prod(axis=0), T.any(x, axis=0), T.all(x), x.mean(axis=(0, 1))]
     fn = graphc.function([x], outs, mode=NATIVE)
-    reduce_threads.THREADS = 1
-    one = graphc.function([x], outs, mode=NATIVE)
     ref = graphc.function([x], outs, mode="PY")
+
+    def one(v: np.ndarray) -> list:
+        reduce_threads.THREADS = 1  # read per call: the same function, single-threaded
+        try:
+            return fn(v)
+        finally:
+            reduce_threads.THREADS = 3
+
     a = _split_inputs(dtype, shape)
     if dtype[0] == "f":
         a[3, 2, 7] = a[5, 0, 0] = np.nan
     for view in (a, a[:, :, ::-1], a[::-1].transpose(0, 1, 2)):
         with np.errstate(over="ignore"):
-            for got, single, want in zip(fn(view), one(view), ref(view)):
+            threaded.clear()
+            results = fn(view)
+            assert len(threaded) >= 25 and set(threaded) == {3}  # the reductions ran split
+            for got, single, want in zip(results, one(view), ref(view)):
                 _close(got, single)
                 _close(got, want)
 
 
-def test_threaded_full_and_leading_axis_reductions(threaded: None) -> None:
+def test_threaded_full_and_leading_axis_reductions(threaded: list[int]) -> None:
     v, m, y = T.fvector("v"), T.fmatrix("m"), T.fmatrix("y")
     outs = [v.sum(), v.max(), v.min(), T.argmax(v), T.argmin(v), v.mean(), m.sum(axis=0), m.max(axis=0),
             T.argmax(m, axis=0), m.sum(), T.argmax(m), T.sum(T.exp(m) * y, axis=0), T.sum(m * y),
@@ -317,7 +336,10 @@ def test_threaded_full_and_leading_axis_reductions(threaded: None) -> None:
     vv[[70_000, 90_000]] = 9.0  # a tie in the second and third slices
     mv[[600, 900], 3] = 9.0
     for yv in (rng.standard_normal((1001, 37)).astype("float32"), np.ones((1, 37), "float32")):
-        for got, want in zip(fn(vv, mv, yv), ref(vv, mv, yv)):
+        threaded.clear()
+        got_all = fn(vv, mv, yv)
+        assert len(threaded) >= len(outs) - 2  # all ran split (mean shares the sum node)
+        for got, want in zip(got_all, ref(vv, mv, yv)):
             _close(got, want)
     vv[[80_000, 5]] = np.nan  # the first NaN wins, wherever the slices fall
     mv[700, 3] = np.nan

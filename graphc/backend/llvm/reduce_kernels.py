@@ -433,8 +433,7 @@ def _reduce_native(node: Apply, dag: ScalarDAG, taken: list[int], axes: tuple[in
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
         get, alloc = gate.getter(taken), gate.allocator(0)
-        threads = reduce_threads.thread_count()
-        split = reduce_threads.Splitter(kind, axes, ndim, threads) if threads > 1 and ndim else None
+        split = reduce_threads.Splitter(kind, axes, ndim) if ndim else None
         rt = reduce_threads
 
         def run(values: list[Any]) -> list[Any]:

@@ -100,8 +100,8 @@ class Splitter:
     """``split(cfunc, arrays, shape, out)``: the status of a threaded run, or None when
     this call is not worth (or not able to be) split."""
 
-    def __init__(self, kind: str, axes: Sequence[int], ndim: int, threads: int) -> None:
-        self.kind, self.threads = kind, threads
+    def __init__(self, kind: str, axes: Sequence[int], ndim: int) -> None:
+        self.kind, self.threads = kind, 1
         self.axes = tuple(axes)
         self.kept = [d for d in range(ndim) if d not in self.axes]
         self.arg = kind in ("argmax", "argmin")
@@ -110,7 +110,10 @@ class Splitter:
                  out: np.ndarray) -> int | None:
         if math.prod(shape) < THREAD_MIN_ELEMENTS:
             return None
-        t = self.threads
+        # Read per (large) call, so GRAPHC_THREADS and THREADS apply to compiled functions too.
+        t = self.threads = thread_count()
+        if t < 2:
+            return None
         if self.kept and shape[self.kept[0]] >= t:
             return self._split_kept(cfunc, arrays, shape, out)
         for d in self.axes:
