@@ -41,24 +41,29 @@ def in_blocks(fns: dict[str, Fn], repeat: int, block: int = 3) -> dict[str, floa
 
 def graphc_pair(build: Callable[..., object], inputs: list[object],
                 args: list[np.ndarray]) -> tuple[Fn, Fn]:
-    """The graphc function compiled as by default, and one compiled for one thread."""
+    """The graphc function as by default, and a second one compiled and always run with
+    GRAPHC_THREADS=1 and reduce_threads.THREADS = 1 (one thread)."""
     import graphc
     from graphc.backend.llvm import reduce_threads
 
     out = build(*inputs)
     f = graphc.function(inputs, out)
-    old_env, old_threads = os.environ.get("GRAPHC_THREADS"), reduce_threads.THREADS
-    os.environ["GRAPHC_THREADS"] = "1"
-    reduce_threads.THREADS = 1
-    try:
-        f1 = graphc.function(inputs, out)
-    finally:
-        reduce_threads.THREADS = old_threads
-        if old_env is None:
-            os.environ.pop("GRAPHC_THREADS", None)
-        else:
-            os.environ["GRAPHC_THREADS"] = old_env
-    return (lambda: f(*args)), (lambda: f1(*args))
+
+    def single(call: Callable[[], object]) -> object:
+        old_env, old_threads = os.environ.get("GRAPHC_THREADS"), reduce_threads.THREADS
+        os.environ["GRAPHC_THREADS"] = "1"
+        reduce_threads.THREADS = 1
+        try:
+            return call()
+        finally:
+            reduce_threads.THREADS = old_threads
+            if old_env is None:
+                os.environ.pop("GRAPHC_THREADS", None)
+            else:
+                os.environ["GRAPHC_THREADS"] = old_env
+
+    f1 = single(lambda: graphc.function(inputs, out))
+    return (lambda: f(*args)), (lambda: single(lambda: f1(*args)))
 
 
 def jax_fn(fn: Callable[..., object] | None, args: list[np.ndarray]) -> Fn | None:
