@@ -107,6 +107,7 @@ def test_borrowed_shared_values_are_not_overwritten() -> None:
             fn(x, y)
     (fn, state), (ref, rstate) = fns
     assert fn._plan is not None
+    assert fn._plan.owned  # updated in place
     held = [s.get_value(borrow=True) for s in state]  # the user keeps the current buffers
     copies = [h.copy() for h in held]
     for _ in range(4):
@@ -156,6 +157,7 @@ def test_update_reading_old_values_elsewhere() -> None:
         for s, t in zip(fns[0][1], fns[1][1]):
             np.testing.assert_allclose(s.get_value(), t.get_value())
     assert fns[0][0]._plan is not None, fns[0][0]._plan_why
+    assert len(fns[0][0]._plan.swaps) == 2  # each update reads the other's old value
 
 
 def test_wrong_inputs_fall_back_with_the_same_errors() -> None:
@@ -187,12 +189,13 @@ def test_wrong_inputs_fall_back_with_the_same_errors() -> None:
 def test_kernel_failure_reruns_the_per_node_path() -> None:
     def make(mode: object) -> tuple:
         emb = graphc.shared(np.arange(12, dtype="float32").reshape(4, 3), name="emb")
+        w = graphc.shared(np.ones(3, dtype="float32"), name="w")
         idx = T.ivector("idx")
-        loss = emb[idx].sum()
-        upd = [(emb, emb - 0.1 * graphc.grad(loss, emb))]
-        return graphc.function([idx], loss, updates=upd, mode=mode), emb
+        loss = emb[idx].sum() + w.sum()
+        upd = [(emb, emb - 0.1 * graphc.grad(loss, emb)), (w, w * 0.5 + 1)]
+        return graphc.function([idx], loss, updates=upd, mode=mode), emb, w
 
-    (fast, emb), (ref, remb) = make(NATIVE), make("PY")
+    (fast, emb, w), (ref, remb, rw) = make(NATIVE), make("PY")
     fns = [fast, ref]
     good = np.array([0, 3, 1], dtype="int32")
     for _ in range(3):
@@ -205,8 +208,12 @@ def test_kernel_failure_reruns_the_per_node_path() -> None:
             f(bad)
         errs.append(type(info.value))
     assert errs[0] is errs[1] or issubclass(errs[0], errs[1]) or issubclass(errs[1], errs[0])
+    np.testing.assert_allclose(emb.get_value(), remb.get_value())  # the failed call wrote nothing
+    np.testing.assert_allclose(w.get_value(), rw.get_value())
     np.testing.assert_allclose(fns[0](good), fns[1](good))
     np.testing.assert_allclose(emb.get_value(), remb.get_value())
+    np.testing.assert_allclose(w.get_value(), rw.get_value())
+    assert fast._plan is not None and fast._plan.owned  # w is updated in place
 
 
 def test_debug_and_nan_guard_use_the_per_node_path() -> None:

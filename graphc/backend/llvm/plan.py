@@ -429,12 +429,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     if any(s not in written for s in upd_slot):
         raise NoPlan("an update value that no kernel writes")
-    inplace = _in_place_updates(steps, views, upd_slot, res, vals,
-                                [res(s) for s in program.output_slots[:n_outputs]])
+    inplace, steps = _in_place_updates(steps, views, upd_slot, res, vals,
+                                       [res(s) for s in program.output_slots[:n_outputs]], program.slot)
     for s_u in inplace:
         alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
-    # Steps updating in place run last (after every reader of the old values).
-    steps = [st for st in steps if st[4][-1] not in inplace] + [st for st in steps if st[4][-1] in inplace]
     # -- the table --------------------------------------------------------------------------
     keep: dict[int, Any] = {}
     words: list[int] = [0] * HEADER
@@ -514,15 +512,36 @@ def _converted_constant(x: Any, constants: list[Any], vals: list[Any], extra: li
     raise NoPlan("a kernel argument that is no value of the graph")
 
 
+_INFALLIBLE = frozenset({"Elemwise", "Fused", "Dot", "Gemm", "MatMul", "Reduce", "SumToShape", "Softmax",
+                         "LogSoftmax", "Argmax", "Argmin"})
+
+
+def _infallible(node: Apply) -> bool:
+    """Whether ``node``'s kernel, at the shapes and layouts of a plan, never refuses (unlike
+    label, index and random kernels, whose statuses depend on values; integer pow fails on
+    negative exponents)."""
+    name = type(node.op).__name__
+    if name not in _INFALLIBLE:
+        return False
+    if name in ("Elemwise", "Fused"):
+        ops = [node.op.scalar_op] if name == "Elemwise" else [sop for sop, _, _ in node.op.steps]
+        if any(getattr(sop, "name", "") == "pow" for sop in ops):
+            return False
+    return True
+
+
 def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
                       upd_slot: dict[int, tuple[Any, int]], res: Any, vals: list[Any],
-                      output_slots: list[int]) -> set[int]:
-    """Update values a Gemm can write straight into its shared variable's buffer (BLAS then
-    accumulates onto C, with no copy of it): the update is ``Gemm(C=old value, ...)`` of the
-    same shape, nothing reads the update value, and no other in-place step and no output
-    reads the old value (directly or through a view). Those steps run last, after every
-    other reader; a Gemm at the shapes it ran at refuses nothing, so once one has written,
-    no later step fails (a failing call must leave the shared values intact)."""
+                      output_slots: list[int], slot_of: dict) -> tuple[set[int], list[tuple]]:
+    """Update values written straight into their shared variable's buffer, and the step order.
+
+    A candidate is a Gemm whose C is the old value (BLAS then accumulates onto it: no copy of
+    C) or an elementwise kernel reading the old value at the same indices, of the value's
+    shape. Every other reader of the old value (directly or through a view) must run before
+    it: such readers may not depend on any in-place step, and no output may be the old value.
+    In-place steps and all that depends on them run last, in order; they must all be kernels
+    that never refuse at the plan's shapes, so a call that fails has written no shared value.
+    """
     root: dict[int, int] = {}
     for d, src, _ in views:
         root[d] = root.get(res(src), res(src))
@@ -531,27 +550,55 @@ def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
         s = res(s)
         return root.get(s, s)
 
-    readers: dict[int, list[int]] = {}
-    for k, (_, _, _, _, arrays) in enumerate(steps):
-        for s in arrays[:-1]:
-            readers.setdefault(base(s), []).append(k)
-    candidates: dict[int, int] = {}
+    outs_of = [{slot_of[o] for o in st[0].outputs} for st in steps]
+    ins_of = [[s for s in st[4] if s not in outs_of[k]] for k, st in enumerate(steps)]
+    producer = {res(s): k for k, outs in enumerate(outs_of) for s in outs}
+    readers: dict[int, set[int]] = {}
+    for k, ins in enumerate(ins_of):
+        for s in ins:
+            readers.setdefault(base(s), set()).add(k)
+    old_outputs = {base(s) for s in output_slots}
+    candidates: dict[int, list[int]] = {}  # step -> its in-place update values
     for k, (node, _, _, _, arrays) in enumerate(steps):
-        s_u = arrays[-1]
-        if type(node.op).__name__ != "Gemm" or s_u not in upd_slot or len(arrays) != 6:
+        name = type(node.op).__name__
+        if not _infallible(node) or (name == "Fused" and node.op.reduce is not None):
             continue
-        s_in = upd_slot[s_u][1]
-        c = vals[s_in]
-        if (res(arrays[0]) != s_in or c.shape != vals[s_u].shape or c.dtype != vals[s_u].dtype
-                or s_u in readers or s_u in root.values() or s_in in map(base, output_slots)
-                or any(base(s) == s_in for s in arrays[1:-1])):
-            continue
-        candidates[k] = s_in
-    chosen = set()
-    for k, s_in in candidates.items():
-        if not any(j in candidates and j != k for j in readers.get(s_in, [])):
-            chosen.add(steps[k][4][-1])
-    return chosen
+        for s_u in sorted(outs_of[k] & set(upd_slot)):
+            s_in = upd_slot[s_u][1]
+            c, u = vals[s_in], vals[s_u]
+            if c.shape != u.shape or c.dtype != u.dtype or s_in in old_outputs:
+                continue
+            reads = [s for s in ins_of[k] if base(s) == s_in]
+            if name == "Gemm":
+                ok = len(arrays) == 6 and res(arrays[0]) == s_in and reads == [arrays[0]]
+            else:
+                ok = name in ("Elemwise", "Fused") and bool(reads) and all(res(s) == s_in for s in reads)
+            if ok:
+                candidates.setdefault(k, []).append(s_u)
+    chosen = set(candidates)
+    while True:
+        dep: list[set[int]] = []
+        for ins in ins_of:
+            d: set[int] = set()
+            for s in ins:
+                p = producer.get(base(s))
+                if p is not None:
+                    d |= dep[p] | ({p} if p in chosen else set())
+            dep.append(d)
+        late = {k for k in range(len(steps)) if k in chosen or dep[k]}
+        bad = set()
+        for k in chosen:
+            for s_u in candidates[k]:
+                if any(r != k and (r in late) for r in readers.get(upd_slot[s_u][1], ())):
+                    bad.add(k)  # a reader of the old value would run after the write
+            if any(not _infallible(steps[j][0]) for j in late if k in dep[j]):
+                bad.add(k)  # a step after the write could fail
+        if not bad:
+            break
+        chosen -= bad
+    done = {s_u for k in chosen for s_u in candidates[k]}
+    order = [st for k, st in enumerate(steps) if k not in late]
+    return done, order + [st for k, st in enumerate(steps) if k in late]
 
 
 def _taker(plan: Plan, outputs: list[tuple[str, Any]], single: bool) -> Any:
