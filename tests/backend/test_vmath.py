@@ -140,7 +140,7 @@ def specials(dtype: type) -> np.ndarray:
     # range limits, from both sides.
     quarter = np.arange(-3000, 3001) * (np.pi / 2)
     quarter = np.concatenate([quarter, np.arange(1, 200) * (np.pi / 2) * 2.0 ** 18])
-    limits = [vmath_trig.LIMIT[True], vmath_trig.LIMIT[False]]
+    limits = [vmath_trig.LIMIT[True], vmath_trig.LIMIT[False], vmath_trig.F32_FAST_LIMIT]
     lim = np.array(limits)
     edges = np.concatenate([np.nextafter(lim, 0), lim, np.nextafter(lim, np.inf)])
     with np.errstate(over="ignore"):

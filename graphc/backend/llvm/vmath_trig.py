@@ -3,24 +3,30 @@
 sin/cos/tan: Cody-Waite reduction ``x = n*pi/2 + y`` then fdlibm/musl kernel
 polynomials on ``|y| <= pi/4``, the quadrant chosen per element with ``select``.
 
-- float32 computes in float64 (musl's sinf scheme): ``pi/2`` split 25 + 53 bits,
-  so ``x - n*pio2_1`` is exact while ``|n| < 2^28``; the float64 kernels then
-  round once to float32 (<= 1 ulp).
+- float32 sin/cos compute in float32 (16 lanes) for |x| < 1e5: NumPy's three-part
+  pi/2 with fused multiply-adds (the first step exact), Cephes' sinf/cosf
+  polynomials (<= 2 ulp, mean 0.2). float32 tan computes in float64 (musl's tanf
+  scheme): ``pi/2`` split 25 + 53 bits, so ``x - n*pio2_1`` is exact while
+  ``|n| < 2^28``; sin/cos of the reduced argument round once to float32 (<= 1 ulp).
 - float64 splits ``pi/2`` into three 33-bit parts plus a tail (fdlibm's
   __rem_pio2 medium case): ``n*part`` is exact while ``|n| <= 2^20``, and the
   remainder is carried as a double-double into fdlibm's __sin/__cos kernels.
   tan is sin/cos of the reduced argument (<= ~2 ulp).
-- Beyond the reduction's range (|x| > ~4e8 float32, ~1.6e6 float64) only those
-  lanes call libm (which does full Payne-Hanek): a predicated call on a cold
-  branch. Payne-Hanek in vector code needs a 2/pi bit table with per-lane
-  gathers and, for float64, triple-double products; huge arguments are rare
-  and meaningless at these precisions, so exactness there is bought from libm
-  at libm's speed while moderate arguments stay pure vector code.
+- Beyond the reduction's range (|x| > 1e5 float32 sin/cos, ~4e8 float32 tan,
+  ~1.6e6 float64) only those lanes call libm (full Payne-Hanek). The loop calls a
+  side-effect-free helper whose VFABI vector variants test the whole vector and
+  call libm per huge lane only, so the loop vectorizes and the common case costs
+  one call per vector (~25% of sin; a predicated libm call stops vectorization,
+  and LLVM's own llvm.sin is widened into a libm call per lane). Payne-Hanek in
+  vector code needs a 2/pi bit table with per-lane gathers and, for float64,
+  triple-double products, computed for every lane; huge arguments are rare and
+  meaningless at these precisions, so exactness there is bought from libm.
 
 pow (float): C99/NumPy special cases by ``select``; the core is ``2^(y*log2|x|)``.
 float32 evaluates log2 and exp2 in float64 without division (musl powf's 16-entry
-table reduction for log2, Taylor polynomials; <= 1 ulp). float64 ports fdlibm's e_pow.c core: log2(x) as a
-double-double (t1 + t2), y split into 27 + 26 bits, exp2 of a double-double.
+table reduction for log2, Taylor polynomials; <= 1 ulp). float64 ports fdlibm's
+e_pow.c core: log2(x) as a double-double (t1 + t2), y split into 27 + 26 bits,
+exp2 of a double-double (<= 1 ulp).
 """
 
 from __future__ import annotations
@@ -51,6 +57,15 @@ _F64_P2 = 6.07710050630396597660e-11
 _F64_P3 = 2.02226624871116645580e-21
 _F64_P3T = 8.47842766036889956997e-32
 LIMIT = {True: 4.2e8, False: 1.6e6}  # |x| below which the reduction is accurate
+# float32 sin/cos run in float32 (twice the lanes) below this (NumPy's own SIMD range is
+# 117435.992); the float32 Cody-Waite reduction is exact in its first step up to there.
+F32_FAST_LIMIT = 1.0e5
+
+
+def limit(which: str, ty: ir.Type) -> float:
+    if ty == F32 and which in ("sin", "cos"):
+        return F32_FAST_LIMIT
+    return LIMIT[ty == F32]
 
 
 def _two_sum(b: ir.IRBuilder, a: ir.Value, c: ir.Value) -> tuple[ir.Value, ir.Value]:
@@ -77,6 +92,37 @@ def _reduce(b: ir.IRBuilder, xd: ir.Value, f32: bool) -> tuple[ir.Value, ir.Valu
         yh = b.fadd(h, lo)
         yl = b.fsub(lo, b.fsub(yh, h))
     return yh, yl, b.and_(ik, ir.Constant(I64, 3))
+
+
+def _reduce32(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value, ir.Value]:
+    """float32 ``x`` = n*pi/2 + y in float32 (|x| < F32_FAST_LIMIT): (y, 0, n & 3 as i64).
+
+    pi/2 in three parts (NumPy's): the first has 20 bits, so with a fused multiply-add
+    ``x - n*P1`` is exact; the other two steps round once each (relative 2^-24 of y)."""
+    fmt = _Fmt(F32)
+    n, ik = _round_int(b, fmt, b.fmul(x, fconst(F32, _INVPIO2)))
+    nn = b.fneg(n)
+    y = fmuladd(b, nn, fconst(F32, _hex("0x1.921fb0p+00")), x)
+    y = fmuladd(b, nn, fconst(F32, _hex("0x1.5110b4p-22")), y)
+    y = fmuladd(b, nn, fconst(F32, _hex("0x1.846988p-48")), y)
+    return y, fconst(F32, 0.0), b.zext(b.and_(ik, ir.Constant(ir.IntType(32), 3)), I64)
+
+
+# Cephes sinf/cosf polynomials on |y| <= pi/4 (float32 coefficients).
+_SIN32 = [-1.9515295891e-4, 8.3321608736e-3, -1.6666654611e-1]
+_COS32 = [2.443315711809948e-5, -1.388731625493765e-3, 4.166664568298827e-2]
+
+
+def _sin_k32(b: ir.IRBuilder, y: ir.Value) -> ir.Value:
+    z = b.fmul(y, y)
+    p = horner(b, z, _SIN32)
+    return fmuladd(b, b.fmul(z, y), p, y)
+
+
+def _cos_k32(b: ir.IRBuilder, y: ir.Value) -> ir.Value:
+    z = b.fmul(y, y)
+    p = horner(b, z, _COS32)
+    return fmuladd(b, b.fmul(z, z), p, fmuladd(b, z, fconst(F32, -0.5), fconst(F32, 1.0)))
 
 
 # -- kernels on |y| <= pi/4 (musl) --------------------------------------------------------
@@ -131,32 +177,36 @@ def _bit(b: ir.IRBuilder, q: ir.Value, m: int) -> ir.Value:
 def _trig(which: str) -> None:
     def build(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
         f32 = x.type == F32
-        xd = b.fpext(x, F64) if f32 else x
-        yh, yl, q = _reduce(b, xd, f32)
+        if f32 and which != "tan":
+            yh, yl, q = _reduce32(b, x)
+            s, c = _sin_k32(b, yh), _cos_k32(b, yh)
+        else:
+            xd = b.fpext(x, F64) if f32 else x
+            yh, yl, q = _reduce(b, xd, f32)
+            s = _sin_k(b, yh, yl, f32)
+            c = _cos_k(b, yh, yl, f32)
         odd = _bit(b, q, 1)
-        s = _sin_k(b, yh, yl, f32)
-        c = _cos_k(b, yh, yl, f32)
         if which == "sin":
             r = _neg_if(b, _bit(b, q, 2), b.select(odd, c, s))
         elif which == "cos":
             r = _neg_if(b, _bit(b, b.add(q, ir.Constant(I64, 1)), 2), b.select(odd, s, c))
         else:
             r = b.select(odd, b.fneg(b.fdiv(c, s)), b.fdiv(s, c))
-        if f32:
+        if r.type != x.type:
             r = b.fptrunc(r, F32)
         if which != "cos":  # +-0 keeps its sign
             r = b.select(b.fcmp_ordered("==", x, fconst(x.type, 0.0)), x, r)
         # Lanes the reduction cannot handle take libm's value (see the module doc).
         slow = b.call(_huge_scalar(b.module, which, x.type), [x])
         set.add(slow.attributes, _vfabi_attr(b.module, which, x.type))
-        return b.select(_is_huge(b, x), slow, r)
+        return b.select(_is_huge(b, x, which), slow, r)
 
     register(which)(build)
 
 
-def _is_huge(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
+def _is_huge(b: ir.IRBuilder, x: ir.Value, which: str) -> ir.Value:
     ax = call_intr(b, "fabs", x)
-    return b.and_(b.fcmp_ordered(">=", ax, fconst(ax.type, LIMIT[ax.type == F32])),
+    return b.and_(b.fcmp_ordered(">=", ax, fconst(ax.type, limit(which, ax.type))),
                   b.fcmp_ordered("<", ax, fconst(ax.type, math.inf)))
 
 
@@ -195,7 +245,7 @@ def _huge_scalar(module: ir.Module, which: str, ty: ir.Type) -> ir.Function:
     fn.attributes.add("noinline")
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     x = fn.args[0]
-    with b.if_then(_is_huge(b, x), likely=False):
+    with b.if_then(_is_huge(b, x, which), likely=False):
         b.ret(_libm_call(b, which, x))
     b.ret(fconst(ty, 0.0))
     for n in _WIDTHS[ty == F32]:
@@ -214,7 +264,7 @@ def _huge_vector(module: ir.Module, which: str, ty: ir.Type, n: int) -> None:
     x = fn.args[0]
     fabs = intrinsic(module, f"llvm.fabs.v{n}{'f32' if ty == F32 else 'f64'}", vty, [vty])
     ax = b.call(fabs, [x])
-    lim = ir.Constant(vty, [float(LIMIT[ty == F32])] * n)
+    lim = ir.Constant(vty, [float(limit(which, ty))] * n)
     inf = ir.Constant(vty, [math.inf] * n)
     mask = b.and_(b.fcmp_ordered(">=", ax, lim), b.fcmp_ordered("<", ax, inf))
     bits = b.bitcast(mask, ir.IntType(n))
