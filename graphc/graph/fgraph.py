@@ -9,6 +9,7 @@ other replacement.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Sequence
 
 import networkx as nx
@@ -81,9 +82,49 @@ class FunctionGraph:
         return set(self.clients)
 
     def toposort(self) -> list[Apply]:
-        """Apply nodes in an execution order (stable: ties keep creation order)."""
-        order = {n: i for i, n in enumerate(self.nx.nodes)}
-        return list(nx.lexicographical_topological_sort(self.nx, key=order.__getitem__))
+        """Apply nodes in an execution order (stable: ties keep creation order).
+
+        The same order as networkx's ``lexicographical_topological_sort`` keyed on the
+        insertion order, written out: it runs several times per compile, and networkx's
+        first call of an algorithm in a process also compiles its argument-checking
+        wrapper."""
+        succ, pred = self.nx._succ, self.nx._pred  # the DiGraph's adjacency dicts
+        order = {n: i for i, n in enumerate(succ)}
+        indegree = {n: len(p) for n, p in pred.items()}
+        ready = [(order[n], n) for n, d in indegree.items() if d == 0]
+        heapq.heapify(ready)
+        result = []
+        while ready:
+            _, node = heapq.heappop(ready)
+            result.append(node)
+            for child in succ[node]:
+                indegree[child] -= 1
+                if indegree[child] == 0:
+                    heapq.heappush(ready, (order[child], child))
+        if len(result) != len(order):
+            raise InconsistencyError("the graph has a cycle")
+        return result
+
+    def has_path(self, source: Apply, target: Apply) -> bool:
+        """Whether ``target`` depends on ``source`` (or is it)."""
+        return self.reaches_any(source, {target})
+
+    def reaches_any(self, source: Apply, targets: set) -> bool:
+        """Whether any of ``targets`` depends on ``source`` (or is it): one walk."""
+        succ = self.nx._succ
+        if source not in succ:
+            return False
+        seen = {source}
+        stack = [source]
+        while stack:
+            node = stack.pop()
+            if node in targets:
+                return True
+            for child in succ[node]:
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return False
 
     def check_acyclic(self) -> None:
         if not nx.is_directed_acyclic_graph(self.nx):
@@ -105,7 +146,7 @@ class FunctionGraph:
             self._import_node(node)
         # A replacement that depends on the variable it replaces would form a cycle.
         if old.owner is not None and new.owner is not None and old.owner in self.nx:
-            if new.owner is old.owner or nx.has_path(self.nx, old.owner, new.owner):
+            if new.owner is old.owner or self.has_path(old.owner, new.owner):
                 raise InconsistencyError(f"{reason or 'replace'}: {new!r} depends on {old!r}")
         for client, pos in list(self.clients.get(old, [])):
             if client == OUTPUT:

@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import networkx as nx
-
 from graphc.graph.basic import Apply, Constant, Variable
 from graphc.graph.fgraph import OUTPUT, FunctionGraph, InconsistencyError
 
@@ -153,7 +151,7 @@ def _creates_cycle(fgraph: FunctionGraph, pairs: Sequence[tuple[Variable, Variab
         src = old.owner
         if src is None or src not in fgraph.nx:
             continue
-        if src in frontier or any(nx.has_path(fgraph.nx, src, f) for f in frontier if f in fgraph.nx):
+        if src in frontier or fgraph.reaches_any(src, frontier):
             return True
     return False
 
