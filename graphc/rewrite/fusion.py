@@ -3,10 +3,11 @@
 Regions grow from each consumer towards its producers (in reverse topological
 order). A producer joins its consumers' region when
 
-- every node that uses its output is in that one region (a value also used
-  elsewhere stays a separate node, so nothing is computed twice and the
-  region can be contracted without creating a cycle); being a graph output as
-  well is allowed, the value then becomes an extra output of the fused node;
+- some node that uses its output is in that region; uses elsewhere (other
+  nodes, graph outputs) make the value an extra output of the fused node
+  (computed once: a bias add feeding relu and relu's gradient is one kernel
+  writing both), unless such a use leads back into the region (contracting it
+  would create a cycle) or the value is not of the region's full shape;
 - it has the region's rank, and it is not broadcast *up* inside the region
   (a row vector computed once must not be recomputed for every row).
 
@@ -46,6 +47,26 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
     region_of: dict[Apply, int] = {}
     sizes: list[int] = []
     roots: list[Apply] = []
+    members: list[set[Apply]] = []
+    # Per region: every node downstream of a consumer outside it. Such a node joining the
+    # region would close a cycle (region -> outside consumer -> node -> region).
+    below_outside: list[set[Apply]] = []
+    below: dict[Apply, set[Apply]] = {}
+
+    def downstream(node: Apply) -> set[Apply]:
+        if node not in below:
+            seen: set[Apply] = set()
+            stack = [node]
+            while stack:
+                n = stack.pop()
+                for out in n.outputs:
+                    for c, _ in fgraph.clients.get(out, []):
+                        if c != OUTPUT and c not in seen:
+                            seen.add(c)
+                            stack.append(c)
+            below[node] = seen
+        return below[node]
+
     for node in reversed(order):
         if not isinstance(node.op, Elemwise) or len(node.outputs) != 1:
             continue
@@ -53,20 +74,33 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
         uses = fgraph.clients.get(out, [])
         consumers = {c for c, _ in uses if c != OUTPUT}
         target = None
-        if consumers and all(c in region_of for c in consumers):
-            ids = {region_of[c] for c in consumers}
-            rid = ids.pop() if len(ids) == 1 else None
-            if rid is not None and sizes[rid] < MAX_FUSED_NODES:
-                root_out = roots[rid].outputs[0]
-                used_outside = len(consumers) < len(uses)
-                if (out.ndim == root_out.ndim and not _broadcast_up(out, root_out)
-                        and (not used_outside or out.type.shape == root_out.type.shape)):
-                    target = rid
+        ids = sorted({region_of[c] for c in consumers if c in region_of})
+        for rid in ids:
+            if sizes[rid] >= MAX_FUSED_NODES or node in below_outside[rid]:
+                continue
+            root_out = roots[rid].outputs[0]
+            outside = {c for c in consumers if region_of.get(c) != rid}
+            used_outside = bool(outside) or len(consumers) < len(uses)
+            if (out.ndim != root_out.ndim or _broadcast_up(out, root_out)
+                    or (used_outside and out.type.shape != root_out.type.shape)):
+                continue
+            # A value also used outside becomes an extra output of the fused node (computed
+            # once, e.g. a bias add feeding relu and relu's gradient), unless an outside
+            # consumer leads back into the region.
+            if any(downstream(c) & members[rid] for c in outside):
+                continue
+            target = rid
+            for c in outside:
+                below_outside[rid] |= downstream(c)
+            break
         if target is None:
             target = len(roots)
             roots.append(node)
             sizes.append(0)
+            members.append(set())
+            below_outside.append(set())
         region_of[node] = target
+        members[target].add(node)
         sizes[target] += 1
     regions: list[list[Apply]] = [[] for _ in roots]
     for node, rid in region_of.items():
