@@ -141,3 +141,22 @@ def test_a_replacement_depending_on_what_it_replaces_is_refused() -> None:
                         if node.op.scalar_op.name == "exp" else None)
     fg = FunctionGraph([x], [e * 2], clone=False)
     assert run_local_phase(fg, [loop], RewriteLog()) == 0
+
+
+def test_toposort_and_paths_match_networkx() -> None:
+    import networkx as nx
+
+    rng = np.random.default_rng(3)
+    x, y = T.matrix("x"), T.matrix("y")
+    pool = [x, y]
+    for _ in range(40):  # a random DAG of elementwise nodes
+        a, b = (pool[int(i)] for i in rng.integers(0, len(pool), 2))
+        pool.append([T.add, T.mul, T.sub][int(rng.integers(0, 3))](a, b))
+    fg = FunctionGraph([x, y], pool[-5:])
+    order = {n: i for i, n in enumerate(fg.nx.nodes)}
+    assert fg.toposort() == list(nx.lexicographical_topological_sort(fg.nx, key=order.__getitem__))
+    nodes = list(fg.nx.nodes)
+    for a in nodes[::3]:
+        for b in nodes[::4]:
+            assert fg.has_path(a, b) == nx.has_path(fg.nx, a, b)
+        assert fg.reaches_any(a, set(nodes[::4])) == any(nx.has_path(fg.nx, a, b) for b in nodes[::4])
