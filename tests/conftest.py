@@ -49,7 +49,8 @@ def rng() -> np.random.Generator:
 # either: they compare native modes with PY themselves. Tests in ``_NATIVE_ONLY`` observe
 # side effects of running (how often a perform runs), which a double run would break: under
 # ``[FAST_RUN]`` they get the native function alone, so their assertions check the native
-# executor's laziness.
+# executor's laziness. GRAPHC_TEST_DUAL=0 in the environment turns the doubling off (quick
+# local runs of PY semantics only).
 
 _PY_MODE = re.compile(r"""mode\s*=\s*["']PY["']""")
 # Per module file: names of its functions that compile in mode "PY" (directly or through a
@@ -95,7 +96,7 @@ def _py_mode_functions(path: str) -> set[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "_graphc_dual_mode" not in metafunc.fixturenames:
+    if "_graphc_dual_mode" not in metafunc.fixturenames or os.environ.get("GRAPHC_TEST_DUAL") == "0":
         return
     if metafunc.definition.nodeid.startswith(_NOT_DOUBLED_DIRS):
         return
@@ -124,11 +125,15 @@ def _dual_function_factory(original: Any, native_only: bool = False) -> Any:
         if native_only:
             return original(*args, mode="FAST_RUN", **kwargs)
         py_fn = original(*args, mode="PY", **kwargs)
-        try:
-            native_fn = original(*args, mode="FAST_RUN", **kwargs)
-        except Exception as e:
-            raise AssertionError(f"mode PY compiles but FAST_RUN raises {type(e).__name__}: {e}") from e
-        return DualFunction(py_fn, native_fn)
+
+        def compile_native() -> Any:  # on the first call: many tests only inspect the graph
+            try:
+                return original(*args, mode="FAST_RUN", **kwargs)
+            except Exception as e:
+                raise ModeDisagreement(
+                    f"mode PY compiles but FAST_RUN raises {type(e).__name__}: {e}") from e
+
+        return DualFunction(py_fn, compile_native, lazy=True)
 
     function.__wrapped__ = original
     return function
@@ -188,18 +193,34 @@ class DualFunction:
     """A PY-compiled function that checks every call against its FAST_RUN twin."""
 
     def __init__(self, py_fn: Any, native_fn: Any, loose: float = 1.0, rtol: float | None = None,
-                 ) -> None:
+                 lazy: bool = False) -> None:
+        """``native_fn``: the FAST_RUN function, or with ``lazy`` a callable compiling it when
+        first needed."""
         object.__setattr__(self, "py_fn", py_fn)
-        object.__setattr__(self, "native_fn", native_fn)
+        object.__setattr__(self, "_native", native_fn)
+        object.__setattr__(self, "_lazy", lazy)
         object.__setattr__(self, "loose", loose)
         object.__setattr__(self, "rtol", rtol)
+
+    @property
+    def native_fn(self) -> Any:
+        if self._lazy:
+            native = self._native()
+            for name, value in getattr(self, "_settings", {}).items():
+                setattr(native, name, value)
+            object.__setattr__(self, "_native", native)
+            object.__setattr__(self, "_lazy", False)
+        return self._native
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.py_fn, name)
 
     def __setattr__(self, name: str, value: Any) -> None:
         setattr(self.py_fn, name, value)
-        setattr(self.native_fn, name, value)
+        if not self._lazy:
+            setattr(self._native, name, value)
+        else:  # applied when the native function is compiled
+            object.__setattr__(self, "_settings", {**getattr(self, "_settings", {}), name: value})
 
     def __repr__(self) -> str:
         return f"DualFunction({self.py_fn!r})"
