@@ -26,6 +26,9 @@ from graphc.rewrite.utils import RUN
 
 # A region stops growing at this many nodes: huge kernels compile slowly and gain nothing.
 MAX_FUSED_NODES = 256
+# A value used outside its region joins it only when what lies below those uses is at most
+# this many nodes (checked for cycles; beyond, it stays a separate node).
+MAX_DOWNSTREAM = 400
 
 
 def _broadcast_up(var: Variable, root: Variable) -> bool:
@@ -53,17 +56,21 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
     below_outside: list[set[Apply]] = []
     below: dict[Apply, set[Apply]] = {}
 
-    def downstream(node: Apply) -> set[Apply]:
+    def downstream(node: Apply) -> set[Apply] | None:
+        """The nodes below ``node``; None when there are too many to track (compile time and
+        memory stay linear in the graph: such a use keeps its value out of the region)."""
         if node not in below:
-            seen: set[Apply] = set()
+            seen: set[Apply] | None = set()
             stack = [node]
-            while stack:
+            while stack and seen is not None:
                 n = stack.pop()
                 for out in n.outputs:
                     for c, _ in fgraph.clients.get(out, []):
                         if c != OUTPUT and c not in seen:
                             seen.add(c)
                             stack.append(c)
+                if len(seen) > MAX_DOWNSTREAM:
+                    seen = None
             below[node] = seen
         return below[node]
 
@@ -87,11 +94,12 @@ def find_regions(fgraph: FunctionGraph) -> list[list[Apply]]:
             # A value also used outside becomes an extra output of the fused node (computed
             # once, e.g. a bias add feeding relu and relu's gradient), unless an outside
             # consumer leads back into the region.
-            if any(downstream(c) & members[rid] for c in outside):
+            reach = [downstream(c) for c in outside]
+            if any(r is None or r & members[rid] for r in reach):
                 continue
             target = rid
-            for c in outside:
-                below_outside[rid] |= downstream(c)
+            for r in reach:
+                below_outside[rid] |= r
             break
         if target is None:
             target = len(roots)

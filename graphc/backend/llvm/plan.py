@@ -361,10 +361,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             raise NoPlan(f"slot {s} holds a {type(vals[s]).__name__}")
     input_slots = program.input_slots
     arg_slots = input_slots[:n_args]
-    for s in arg_slots:
+    for s in input_slots:  # arguments and shared values (views of them assume the layout)
         a = vals[s]
         if not (a.flags.c_contiguous and a.flags.aligned):
-            raise NoPlan("an argument is not C-contiguous and aligned")
+            raise NoPlan("an input value is not C-contiguous and aligned")
     # Update values get a second buffer (their slot); the shared variable's slot holds the
     # current value. Build-time recorded value of the update = the container's value now.
     upd_slot: dict[int, tuple[Any, int]] = {}
