@@ -27,7 +27,15 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 _GRAPHC = """
-import json, sys, time
+import gc, json, sys, time
+gc_time, gc_start = [0.0, 0.0], [0.0]
+def _gc(phase, info):  # full collections (the first of a process costs ~15 ms here)
+    if info["generation"] == 2:
+        if phase == "start":
+            gc_start[0] = time.perf_counter()
+        else:
+            gc_time[0] += time.perf_counter() - gc_start[0]
+gc.callbacks.append(_gc)
 t0 = time.perf_counter()
 import graphc, graphc.tensor as T
 from graphc.compile import mode as _mode
@@ -48,12 +56,20 @@ def make_program(self, fg):
     return r
 _mode.Mode.rewrite, _mode.Mode.make_program = rewrite, make_program
 t2 = time.perf_counter()
+gc_time[0] = 0.0
+_rw = _mode.Mode.rewrite
+def rewrite_gc(self, fg):
+    g = gc_time[0]; r = _rw(self, fg); gc_time[1] += gc_time[0] - g; return r
+_pg = _mode.Mode.make_program
+def program_gc(self, fg):
+    g = gc_time[0]; r = _pg(self, fg); gc_time[1] += gc_time[0] - g; return r
+_mode.Mode.rewrite, _mode.Mode.make_program = rewrite_gc, program_gc
 f = w3_mlp.graphc_step(params)  # builds the graph, grad, graphc.function
 t3 = time.perf_counter()
 x, y = w3_mlp.data(32)
 f(x, y)
 prog = f._program
-print(json.dumps({{"import": t1 - t0, "step": t3 - t2, **times,
+print(json.dumps({{"import": t1 - t0, "step": t3 - t2, **times, "gc": gc_time[1],
                   "from_cache": [m.from_cache for m in prog.modules],
                   "restored": "rewrite cache" in f.rewrite_log[-1],
                   "kernels": len(prog.native_nodes)}}))
@@ -139,6 +155,8 @@ def main() -> None:
               f"{med(rows, 'native_cpu') * 1e3:>9.0f}   (this process's CPU: less sensitive to load)")
     print(f"  warm: rewrites restored from the rewrite cache in {sum(r['restored'] for r in warm)} "
           f"of {len(warm)} runs")
+    print(f"  inside graphc.function, full GC passes took {med(cold, 'gc') * 1e3:.0f} ms cold, "
+          f"{med(warm, 'gc') * 1e3:.0f} ms warm (a new process's first full collection falls there)")
     print(f"  cold / warm: {med(cold, 'native') / med(warm, 'native'):.0f}x for the native part, "
           f"{total_cold / total_warm:.1f}x for graphc.function ({cold[0]['kernels']} native kernels)")
     try:
