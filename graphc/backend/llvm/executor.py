@@ -176,6 +176,17 @@ def _compare(node: Apply, k: int, got: np.ndarray, want: np.ndarray) -> None:
         )
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` with NumPy's own dtype object for its dtype (a constant unpickled from the
+    rewrite cache has an equal but distinct one, and the gates check dtypes by identity:
+    each call would convert it)."""
+    if type(value) is np.ndarray:
+        canon = np.dtype(value.dtype.str)
+        if value.dtype is not canon and value.dtype == canon:
+            return value.view(canon)
+    return value
+
+
 def _remaker(plan: _Plan, cf: Callable[..., int]) -> Callable[[Callable[..., int]], Runner]:
     """``remake(f)``: the node's runner again (no debug checks), calling ``f(cf, *args)``
     instead of its kernel ``cf`` (``record`` logs the calls a plan replays)."""
@@ -311,7 +322,8 @@ class LLVMProgram:
         def get(var: Variable) -> int:
             if var not in slot:
                 slot[var] = len(template)
-                template.append(var.data if var.owner is None and hasattr(var, "data") else None)
+                template.append(_canonical(var.data) if var.owner is None and hasattr(var, "data")
+                                else None)
             return slot[var]
 
         self.input_slots = [get(v) for v in self.fgraph.inputs]
