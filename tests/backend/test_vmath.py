@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from llvmlite import ir
 
-from graphc.backend.llvm import jit, vmath, vmath_trig
+from graphc.backend.llvm import jit, vmath, vmath_pow, vmath_trig
 from graphc.backend.llvm.irutil import F32, F64, I64, PTR
 
 NAMES = ["exp", "expm1", "exp2", "log", "log1p", "log2", "log10", "tanh", "sigmoid", "softplus", "erf",
@@ -62,7 +62,7 @@ def _pow_loop(module: ir.Module, ty: ir.Type, tag: str) -> str:
     i.add_incoming(ir.Constant(I64, 0), entry)
     x = b.load(b.gep(xs, [i], source_etype=ty), typ=ty)
     y = b.load(b.gep(ys, [i], source_etype=ty), typ=ty)
-    b.store(vmath_trig.call_pow(b, x, y), b.gep(dst, [i], source_etype=ty))
+    b.store(vmath_pow.call_pow(b, x, y), b.gep(dst, [i], source_etype=ty))
     nxt = b.add(i, ir.Constant(I64, 1))
     i.add_incoming(nxt, b.block)
     b.cbranch(b.icmp_signed("<", nxt, n), loop, done)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import vmath, vmath_trig
+from graphc.backend.llvm import vmath, vmath_pow
 from graphc.backend.llvm.irutil import (
     NATIVE_DTYPES,
     call_intr,
@@ -285,7 +285,7 @@ def _pow(ctx: Ctx, v: list[ir.Value], t: str) -> ir.Value:
     b = ctx.b
     base, e = v
     if is_float(t):
-        return vmath_trig.call_pow(b, base, e)
+        return vmath_pow.call_pow(b, base, e)
     ty = base.type
     if is_signed(t):  # NumPy raises for negative integer exponents
         ctx.fail_if(b.icmp_signed("<", e, ir.Constant(ty, 0)))
