@@ -68,6 +68,19 @@ _ALLOC = '''    for o{j} in pool{j}:
         o{j} = alloc({j}, shape)'''
 
 
+_GATE_CODE: dict[str, Any] = {}
+
+
+def _split_factor(plan: Any) -> int:
+    """The node's split factor, computed once (its gate is made again to record a call)."""
+    factor = getattr(plan, "split_factor", None)
+    if factor is None:
+        from graphc.backend.llvm import executor as ex
+
+        factor = plan.split_factor = ex._split_factor(plan.dag)
+    return factor
+
+
 def elemwise_runner(plan: Any, cfunc: Callable[..., int], debug: bool) -> Runner:
     """The gate of an elementwise (or fused) kernel: see the module docstring."""
     from graphc.backend.llvm import executor as ex
@@ -148,7 +161,7 @@ def elemwise_runner(plan: Any, cfunc: Callable[..., int], debug: bool) -> Runner
         "reference": reference, "convert": convert, "alloc": alloc, "contiguous": contiguous,
         "finish": finish, "nan_check": nan_check, "post": post, "cfg": config, "cfunc": cfunc,
         "ex": ex, "WHOLE": ex.WHOLE, "threads": ex.kernel_threads(),
-        "split_factor": ex._split_factor(plan.dag),
+        "split_factor": _split_factor(plan),
     }
     for k, dt in enumerate(in_dt):
         names[f"dt{k}"] = dt
@@ -161,7 +174,10 @@ def elemwise_runner(plan: Any, cfunc: Callable[..., int], debug: bool) -> Runner
         arrays=", ".join(f"a{k}" for k in range(nin)),
         outs=", ".join(f"o{j}" for j in range(nout)),
     )
-    exec(compile(source, f"<graphc gate of {node.op}>", "exec"), names)  # noqa: S102 -- our own text
+    code = _GATE_CODE.get(source)
+    if code is None:  # gates of the same shape of node share their (specialized) code
+        code = _GATE_CODE[source] = compile(source, "<graphc elementwise gate>", "exec")
+    exec(code, names)  # noqa: S102 -- our own text
     run = names["run"]
     run.fresh = True  # outputs are never views of inputs
     if not debug:
