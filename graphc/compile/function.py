@@ -212,7 +212,15 @@ def _add_default_updates(outputs: list[Variable], pairs: list) -> list:
 
 
 class Function:
-    """A compiled function. Call it with inputs by position or by name."""
+    """A compiled function. Call it with inputs by position or by name.
+
+    Native functions (not lazy, not DEBUG) record their second call and, from then on,
+    run calls with arguments of the recorded shapes as one native plan
+    (graphc.backend.llvm.plan): arguments are checked natively, shared variables are
+    updated in place or double-buffered, outputs are copies. Any other call, and every
+    call with the NaN guard on, takes the per-node path, which converts or raises exactly
+    as before; a new argument shape seen twice in a row gets its own plan.
+    """
 
     def __init__(
         self, ins: list[In], shared_inputs: list[SharedVariable], update_pairs: list,
@@ -321,7 +329,7 @@ class Function:
             if rc == 0:
                 return plan.take()
             return self._plan_missed(plan, rc, args)
-        if self._record_in >= 0:
+        if self._record_in >= 0 and not _cfg.nan_guard:
             self._record_in -= 1
             return self._call(args, kwargs, self._record_in < 0)
         return self._call(args, kwargs, False)
@@ -405,9 +413,8 @@ class Function:
         try:
             plan = build_plan(self._program, self._n_in, self._containers, self._plan_updates,
                               self.n_outputs, self.single, vals, calls)
-        except NoPlan as exc:
+        except NoPlan as exc:  # a plan for other shapes stays
             self._plan_why = str(exc)
-            self._plan = None
             return
         plan.repair()  # the updates just stored become the shared slots' values
         self._plan = plan

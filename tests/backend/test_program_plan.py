@@ -332,3 +332,22 @@ def test_view_outputs_held_by_the_caller_keep_their_values() -> None:
         np.testing.assert_array_equal(t, (a * 2).T)
         np.testing.assert_array_equal(row, a[0] + 1)
         np.testing.assert_array_equal(rest, a[1:])
+
+
+def test_shared_value_of_another_layout_keeps_results_and_plan() -> None:
+    fns = [_mlp(NATIVE), _mlp("PY")]
+    rng = np.random.default_rng(9)
+    x, y = _batch(rng, 4)
+    for step in range(9):
+        if step == 4:  # a Fortran-ordered value, borrowed: the per-node path runs it
+            for (_, st) in fns:
+                st[2].set_value(np.asfortranarray(np.full((5, 7), 0.3, "float32")), borrow=True)
+        results = [fn(x, y) for fn, _ in fns]
+        np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-5, atol=1e-6)
+        for a, b in zip(fns[0][1], fns[1][1]):
+            np.testing.assert_allclose(a.get_value(), b.get_value(), rtol=1e-5, atol=1e-6)
+    assert fns[0][0]._plan is not None
+    fn = fns[0][0]
+    before = fn._plan
+    fn(x, y)
+    assert fn._plan is before  # running as a plan again
