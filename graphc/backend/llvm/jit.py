@@ -169,6 +169,13 @@ def function_asm(asm_text: str, name: str) -> str:
     return "\n\n".join(found)
 
 
+# A kernel's fast Python entry (graphc.backend.llvm.entry: ``name__py(self, args, nargs)``):
+# straight-line argument checks around one call. Compiled ``optnone`` (no IR passes,
+# fast instruction selection): ~15% less compile time for a function's kernels, and
+# measured the same per call (~170 ns, the GIL release and the kernel dominate).
+_ENTRY_DEFINE = re.compile(r'^(define ptr @"?[\w.]+__py"?\(ptr %"?\.1"?, ptr %"?\.2"?, i64 %"?\.3"?\))',
+                           re.MULTILINE)
+
 # A definition line: the signature, then plain attributes (``nounwind``, ``noinline``...).
 _DEFINE = re.compile(r"^define [^\n]*\)(?: [a-z_]+)*$", re.MULTILINE)
 
@@ -187,7 +194,7 @@ def module_text(module: ir.Module) -> str:
     extra = vector_width_attribute()
     if extra:  # llvmlite cannot attach string attributes itself
         text = _DEFINE.sub(lambda m: m.group(0) + extra, text)
-    return text
+    return _ENTRY_DEFINE.sub(r"\1 optnone noinline", text)
 
 
 def _unlocked(name: str) -> Callable[..., object] | None:
