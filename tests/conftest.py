@@ -259,6 +259,7 @@ class DualFunction:
             raise ModeDisagreement(
                 f"FAST_RUN raises {type(native_error).__name__}: {native_error}; PY returns normally"
             ) from native_error
+        object.__setattr__(self, "last_native", native_out if isinstance(native_out, list) else [native_out])
         if isinstance(py_out, list):
             if not isinstance(native_out, list) or len(native_out) != len(py_out):
                 raise ModeDisagreement(f"FAST_RUN returns {native_out!r}, PY returns {py_out!r}")
