@@ -468,11 +468,15 @@ def _write_index(name: str, opt: int, part_key: str) -> None:
 
 def compile_threads() -> int:
     """How many modules (compiled in parallel threads) a function's kernels are split into:
-    GRAPHC_COMPILE_THREADS, else the CPU count (at most 4)."""
+    GRAPHC_COMPILE_THREADS, else the CPUs this process may run on (at most 4)."""
     env = os.environ.get("GRAPHC_COMPILE_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, min(os.cpu_count() or 1, 4))
+    try:
+        cpus = len(os.sched_getaffinity(0))  # the CPUs this process may use
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, 4))
 
 
 # Rough relative compile cost of a kernel, by its name's family (measured on the W3 step:
