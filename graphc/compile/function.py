@@ -392,7 +392,7 @@ class Function:
         if rc == MISS and self._plan_builds < _MAX_PLAN_BUILDS and self._plannable(args):
             # A new shape key: plan for it when it comes twice in a row (an epoch's last,
             # smaller batch does not make the next epoch rebuild).
-            key = tuple(a.shape for a in args)
+            key = tuple(getattr(a, "shape", None) for a in args)
             record = key == self._last_miss
             self._last_miss = key
         return self._call(args, {}, record and not _cfg.nan_guard)
@@ -401,7 +401,10 @@ class Function:
         """Whether ``args`` are what a plan takes: arrays of the declared dtypes, C-contiguous."""
         if len(args) != self._n_in:
             return False
-        for a, (dt, _, _) in zip(args, self._fast_checks):
+        floats = self.allow_input_downcast is not False
+        for a, (dt, nd, _) in zip(args, self._fast_checks):
+            if type(a) is float and nd == 0 and dt.kind == "f" and floats:
+                continue  # the plan stores it into a 0-d array natively
             if type(a) is not np.ndarray or a.dtype is not dt or not a.flags.c_contiguous:
                 return False
         return True
@@ -412,7 +415,8 @@ class Function:
         self._plan_builds += 1
         try:
             plan = build_plan(self._program, self._n_in, self._containers, self._plan_updates,
-                              self.n_outputs, self.single, vals, calls)
+                              self.n_outputs, self.single, vals, calls,
+                              floats_ok=self.allow_input_downcast is not False)
         except NoPlan as exc:  # a plan for other shapes stays
             self._plan_why = str(exc)
             return

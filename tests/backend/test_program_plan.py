@@ -351,3 +351,31 @@ def test_shared_value_of_another_layout_keeps_results_and_plan() -> None:
     before = fn._plan
     fn(x, y)
     assert fn._plan is before  # running as a plan again
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_python_float_arguments(dtype: str) -> None:
+    def make(mode: object, **kw: object) -> tuple:
+        w = graphc.shared(np.ones(3, dtype), name="w")
+        x = T.tensor(dtype, (None,), "x")
+        lr = T.tensor(dtype, (), "lr")
+        fn = graphc.function([x, lr], (w * x).sum() * lr, updates=[(w, w - lr * x)], mode=mode, **kw)
+        return fn, w
+
+    (fn, w), (ref, rw) = make(NATIVE), make("PY")
+    x = np.arange(3, dtype=dtype)
+    for lr in [0.1, 0.1, 0.1, 1e-3, 0.3333333333333333, float("inf"), 0.25]:
+        got, want = fn(x, lr), ref(x, lr)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_array_equal(w.get_value(), rw.get_value())
+    assert fn._plan is not None, fn._plan_why
+    plan = fn._plan
+    fn(x, 0.5)
+    assert fn._plan is plan
+    if dtype == "float32":  # no downcasts allowed: the float is refused as before
+        strict, _ = make(NATIVE, allow_input_downcast=False)
+        for _ in range(3):
+            strict(x, np.asarray(0.5, dtype))
+        with pytest.raises(TypeError):
+            strict(x, 0.5)

@@ -42,6 +42,7 @@ from graphc.backend.llvm.plan_interp import (  # noqa: F401 -- re-exported
     FAILED,
     H_ARGS,
     H_BUSY,
+    H_FLOAT,
     H_GUARD,
     H_NARGS,
     H_NGUARD,
@@ -136,12 +137,14 @@ class Plan:
 
 
 def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Sequence[tuple[Any, int]],
-               n_outputs: int, single: bool, vals: list[Any], calls: list[tuple]) -> Plan:
+               n_outputs: int, single: bool, vals: list[Any], calls: list[tuple],
+               floats_ok: bool = False) -> Plan:
     """A plan replaying the recorded call (see module doc); raises NoPlan when it cannot.
 
     ``containers``: of the shared inputs (``fgraph.inputs[n_args:]``, in order);
     ``updates``: (container, index into ``fgraph.outputs``) per updated variable; ``vals``:
-    the recorded value of every program slot; ``calls``: ``(node, args, status)`` per kernel call.
+    the recorded value of every program slot; ``calls``: ``(node, args, status)`` per kernel call;
+    ``floats_ok``: 0-d float arguments may be Python floats (the function's ``filter`` takes them).
     """
     found = interpreter()
     if found is None:
@@ -258,11 +261,21 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
         swaps.append((container, P(shared_slot), P(s)))
     for s, o in keep.items():
         words[s] = id(o)
+    words[H_FLOAT] = id(float)
+    scalar_words = {}
+    for s in arg_slots:
+        a = vals[s]
+        if a.ndim == 0 and a.dtype.name in ("float32", "float64") and floats_ok:
+            buf = np.empty((), a.dtype)  # where a Python float argument is stored
+            scalar_words[s] = len(words)
+            keep[len(words)] = buf
+            words.append(id(buf))
     words[H_NARGS] = n_args
     words[H_ARGS] = len(words)
     for s in arg_slots:
         a = vals[s]
-        words += [P(s), id(np.ndarray), id(a.dtype), a.ndim, NPY_C_CONTIGUOUS | NPY_ALIGNED, *a.shape]
+        words += [P(s), id(np.ndarray), id(a.dtype), a.ndim, NPY_C_CONTIGUOUS | NPY_ALIGNED,
+                  scalar_words.get(s, -1), a.dtype.itemsize, *a.shape]
     shared = [(c, P(s)) for c, s in zip(containers, input_slots[n_args:])]
     words[H_NSHARED], words[H_SHARED] = len(shared), len(words)
     for c, s in shared:

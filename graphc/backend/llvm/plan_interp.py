@@ -16,10 +16,11 @@ from typing import Any
 
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import I8, I32, I64, PTR
+from graphc.backend.llvm.irutil import F32, F64, I8, I32, I64, PTR
 from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
 
-INTERP = "graphc_plan_interp_v2"
+INTERP = "graphc_plan_interp_v3"
+FLOAT_VALUE_OFF = 16  # PyFloatObject: ob_refcnt, ob_type, ob_fval
 OK, MISS, REPAIR, FAILED = 0, 1, 2, 3
 ARITY_BUCKETS = (3, 4, 6, 8, 12, 16, 24, 40)
 MAX_ARRAYS = ARITY_BUCKETS[-1]  # kernels with more arrays: no plan
@@ -27,7 +28,7 @@ OFF_ND, OFF_DESCR = 24, 56
 NPY_C_CONTIGUOUS, NPY_OWNDATA, NPY_ALIGNED, NPY_WRITEABLE = 0x1, 0x4, 0x100, 0x400
 # Header words of the table.
 H_BUSY, H_NARGS, H_ARGS, H_NSHARED, H_SHARED, H_NGUARD, H_GUARD = 0, 1, 2, 3, 4, 5, 6
-H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP, HEADER = 7, 8, 9, 10, 11, 12, 16
+H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP, H_FLOAT, HEADER = 7, 8, 9, 10, 11, 12, 13, 16
 
 
 # -- the interpreter -----------------------------------------------------------------------
@@ -97,22 +98,39 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
     b.store(T(H_ARGS), cur)
 
     def one_arg(k: ir.Value) -> None:
+        # Spec: slot, type, descr, ndim, flags mask, scalar slot, scalar size, dims.
         base = b.load(cur, typ=I64)
         o = b.load(at(args, k, PTR), typ=PTR)
-        require(b.icmp_unsigned("==", b.ptrtoint(b.load(at(o, 8, I8), typ=PTR), I64),
-                                T(b.add(base, c(1)))), MISS)
+        otype = b.ptrtoint(b.load(at(o, 8, I8), typ=PTR), I64)
         nd = T(b.add(base, c(3)))
-        mask = b.trunc(T(b.add(base, c(4))), I32)
-        flags = b.load(at(o, OFF_FLAGS, I8), typ=I32)
-        same = b.and_(b.icmp_unsigned("==", b.ptrtoint(b.load(at(o, OFF_DESCR, I8), typ=PTR), I64),
-                                      T(b.add(base, c(2)))),
-                      b.icmp_signed("==", b.sext(b.load(at(o, OFF_ND, I8), typ=I32), I64), nd))
-        require(b.and_(same, b.icmp_unsigned("==", b.and_(flags, mask), mask)), MISS)
-        dims = b.load(at(o, OFF_DIMS, I8), typ=PTR)
-        first = b.add(base, c(5))
-        loop(nd, lambda d: require(b.icmp_signed("==", b.load(at(dims, d, I64), typ=I64),
-                                                 T(b.add(first, d))), MISS))
-        setT(T(base), b.ptrtoint(o, I64))
+        first = b.add(base, c(7))
+        with b.if_else(b.icmp_unsigned("==", otype, T(b.add(base, c(1))))) as (array, other):
+            with array:
+                mask = b.trunc(T(b.add(base, c(4))), I32)
+                flags = b.load(at(o, OFF_FLAGS, I8), typ=I32)
+                same = b.and_(b.icmp_unsigned("==", b.ptrtoint(b.load(at(o, OFF_DESCR, I8), typ=PTR), I64),
+                                              T(b.add(base, c(2)))),
+                              b.icmp_signed("==", b.sext(b.load(at(o, OFF_ND, I8), typ=I32), I64), nd))
+                require(b.and_(same, b.icmp_unsigned("==", b.and_(flags, mask), mask)), MISS)
+                dims = b.load(at(o, OFF_DIMS, I8), typ=PTR)
+                loop(nd, lambda d: require(b.icmp_signed("==", b.load(at(dims, d, I64), typ=I64),
+                                                         T(b.add(first, d))), MISS))
+                setT(T(base), b.ptrtoint(o, I64))
+            with other:
+                # A Python float for a 0-d float input (``filter`` accepts it): stored into the
+                # plan's own 0-d array, rounded as ``astype`` rounds.
+                sslot = T(b.add(base, c(5)))
+                require(b.and_(b.icmp_signed(">=", sslot, c(0)),
+                               b.icmp_unsigned("==", otype, T(H_FLOAT))), MISS)
+                buf = b.inttoptr(T(sslot), PTR)
+                data = b.load(at(buf, OFF_DATA, I8), typ=PTR)
+                value = b.load(at(o, FLOAT_VALUE_OFF, I8), typ=F64)
+                with b.if_else(b.icmp_signed("==", T(b.add(base, c(6))), c(4))) as (single, double):
+                    with single:
+                        b.store(b.fptrunc(value, F32), data)
+                    with double:
+                        b.store(value, data)
+                setT(T(base), T(sslot))
         b.store(b.add(first, nd), cur)
 
     loop(nargs, one_arg)
