@@ -379,3 +379,18 @@ def test_python_float_arguments(dtype: str) -> None:
             strict(x, np.asarray(0.5, dtype))
         with pytest.raises(TypeError):
             strict(x, 0.5)
+
+
+def test_update_changing_shape_stays_on_the_per_node_path() -> None:
+    def make(mode: object) -> tuple:
+        s = graphc.shared(np.zeros(2, "float32"), name="s")
+        x = T.fvector("x")
+        fn = graphc.function([x], s.sum() + x.sum(), updates=[(s, T.concatenate([s, x]))], mode=mode)
+        return fn, s
+
+    (fn, s), (ref, rs) = make(NATIVE), make("PY")
+    x = np.ones(3, "float32")
+    for _ in range(5):
+        np.testing.assert_allclose(fn(x), ref(x))
+        np.testing.assert_array_equal(s.get_value(), rs.get_value())
+    assert s.get_value().shape == (17,)

@@ -171,6 +171,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
         shared_slot = input_slots[n_args + [id(c) for c in containers].index(id(container))]
         if s in upd_slot or s in input_slots or s == shared_slot:
             raise NoPlan("an update value that is not computed by a kernel of its own")
+        old, new = vals[shared_slot], vals[s]
+        if type(new) is not np.ndarray or new.shape != old.shape or new.dtype != old.dtype:
+            # The next call would see another shape than the plan's buffers and views assume.
+            raise NoPlan("an update changing its variable's shape")
         upd_slot[s] = (container, shared_slot)
     views: list[tuple[int, int, int]] = []
     steps: list[tuple[Apply, int, int, int, list[int]]] = []
