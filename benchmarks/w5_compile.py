@@ -9,7 +9,15 @@ binding is most of it), the graph building and ``grad``, and the rewrite and nat
 parts of ``graphc.function``; for reference, ``jax.jit``'s first call of the same step
 in a new process (JAX has a persistent cache too, off by default; this is its default).
 
-    python benchmarks/w5_compile.py [--runs 3]
+The children keep compiled bytecode in a throw-away ``PYTHONPYCACHEPREFIX`` (filled by
+one run first), as an installed package has it; ``--no-bytecode`` runs them as the
+environment says (with ``PYTHONDONTWRITEBYTECODE=1`` every process compiles graphc's
+sources again, ~20 ms of a warm compile). CPU times (this process, all threads) are
+shown too: on a loaded machine they vary less than wall times. A new process's first
+full garbage collection (~15 ms) tends to fall inside ``graphc.function``; its time is
+shown on its own line.
+
+    python benchmarks/w5_compile.py [--runs 3] [--no-bytecode]
 """
 
 from __future__ import annotations
