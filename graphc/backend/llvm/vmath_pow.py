@@ -23,7 +23,7 @@ import numpy as np
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import F32, F64, I64, call_intr, fconst, fmuladd, horner
-from graphc.backend.llvm.vmath import _Fmt, _isnan, _round_int, _scale
+from graphc.backend.llvm.vmath import _Fmt, _round_int, _scale
 
 
 def _c(v: float) -> ir.Constant:
@@ -55,40 +55,27 @@ def _is_int(b: ir.IRBuilder, v: ir.Value) -> ir.Value:
 
 def _pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
     ty = x.type
-    f32 = ty == F32
     c = lambda v: fconst(ty, v)  # noqa: E731
     ax = call_intr(b, "fabs", x)
-    ay = call_intr(b, "fabs", y)
-    inf = c(math.inf)
-    # The core on a finite positive base and finite exponent (other lanes get 1, 1: safe bits).
-    ok = b.and_(b.and_(b.fcmp_ordered(">", ax, c(0.0)), b.fcmp_ordered("<", ax, inf)),
-                b.fcmp_ordered("<", ay, inf))
-    axs = b.select(ok, ax, c(1.0))
-    ys = b.select(ok, y, c(1.0))
-    if f32:
-        r = _powf_core(b, axs, ys)
-    else:
-        r = _pow_core64(b, axs, ys)
-    # Non-finite operands (C99 Annex F, as NumPy).
-    y_neg = b.fcmp_ordered("<", y, c(0.0))
-    r = b.select(b.fcmp_ordered("==", ax, c(0.0)), b.select(y_neg, inf, c(0.0)), r)
-    r = b.select(b.fcmp_ordered("==", ax, inf), b.select(y_neg, c(0.0), inf), r)
-    above = b.fcmp_ordered(">", ax, c(1.0))
-    y_inf = b.select(b.xor(above, y_neg), inf, c(0.0))
-    y_inf = b.select(b.fcmp_ordered("==", ax, c(1.0)), c(1.0), y_inf)
-    r = b.select(b.fcmp_ordered("==", ay, inf), y_inf, r)
-    # Negative base: an odd integer exponent flips the sign, a non-integer one is NaN.
+    # The cores give log|x| = -inf/+inf for |x| = 0/inf, so 2^(y log|x|) already follows
+    # C99 Annex F for zero, infinite base or exponent; NaN lanes are replaced below.
+    r = _powf_core(b, ax, y) if ty == F32 else _pow_core64(b, ax, y)
+    # Negative base: an odd integer exponent flips the sign, a non-integer one is NaN
+    # (not for -inf: (-inf)**0.5 is inf). floor(inf) == inf: infinities count as even.
     y_int = _is_int(b, y)
-    odd = b.and_(b.and_(y_int, b.not_(_is_int(b, b.fmul(y, c(0.5))))), b.fcmp_ordered("<", ay, inf))
-    sign = b.icmp_signed("<", b.bitcast(x, ir.IntType(32 if f32 else 64)),
-                         ir.Constant(ir.IntType(32 if f32 else 64), 0))
-    r = b.select(b.and_(sign, odd), b.fneg(r), r)
-    bad = b.and_(b.and_(b.fcmp_ordered("<", x, c(0.0)), b.fcmp_ordered("<", ax, inf)),
-                 b.and_(b.not_(y_int), b.fcmp_ordered("<", ay, inf)))
+    half = b.fmul(y, c(0.5))
+    odd = b.and_(y_int, b.fcmp_unordered("!=", call_intr(b, "floor", half), half))
+    ity = ir.IntType(32 if ty == F32 else 64)
+    neg = b.icmp_signed("<", b.bitcast(x, ity), ir.Constant(ity, 0))
+    r = b.select(b.and_(neg, odd), b.fneg(r), r)
+    bad = b.and_(b.and_(b.fcmp_ordered("<", x, c(0.0)), b.fcmp_ordered("<", ax, c(math.inf))),
+                 b.not_(y_int))
     r = b.select(bad, c(math.nan), r)
-    r = b.select(b.or_(_isnan(b, x), _isnan(b, y)), b.fadd(x, y), r)
-    one = b.or_(b.fcmp_ordered("==", y, c(0.0)), b.fcmp_ordered("==", x, c(1.0)))
-    return b.select(one, c(1.0), r)
+    r = b.select(b.fcmp_unordered("uno", x, y), b.fadd(x, y), r)
+    # 1 for y == 0 (even NaN x), x == 1 (even NaN y), and (-1)**(+-inf).
+    unit = b.or_(b.fcmp_ordered("==", y, c(0.0)), b.fcmp_ordered("==", x, c(1.0)))
+    m1 = b.and_(b.fcmp_ordered("==", x, c(-1.0)), b.fcmp_ordered("==", call_intr(b, "fabs", y), c(math.inf)))
+    return b.select(b.or_(unit, m1), c(1.0), r)
 
 
 # -- float32 pow core: log2 and exp2 in float64, no division ---------------------------------
@@ -128,7 +115,7 @@ def _table(module: ir.Module, name: str, values: list[float]) -> ir.GlobalVariab
 
 
 def _powf_core(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
-    """ax**y for positive finite float32 ax and finite y, evaluated in float64 (<= 1 ulp)."""
+    """ax**y for ax >= 0 (0 and inf through log2 = -inf/inf), in float64 (<= 1 ulp)."""
     i32 = ir.IntType(32)
     k32 = lambda v: ir.Constant(i32, v & 0xFFFFFFFF)  # noqa: E731
     ix = b.bitcast(ax, i32)
@@ -147,6 +134,8 @@ def _powf_core(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
     logc = b.load(b.gep(logc_g, idx, source_etype=logc_g.value_type), typ=F64)
     r = fmuladd(b, z, invc, _c(-1.0))
     l2 = b.fadd(b.fadd(k, logc), horner(b, r, _POWF_LOG2))
+    l2 = b.select(b.fcmp_ordered("==", ax, fconst(F32, 0.0)), _c(-math.inf), l2)
+    l2 = b.select(b.fcmp_ordered("==", ax, fconst(F32, math.inf)), _c(math.inf), l2)
     t = b.fmul(b.fpext(y, F64), l2)
     t = b.select(b.fcmp_ordered(">", t, _c(200.0)), _c(200.0), t)
     t = b.select(b.fcmp_ordered("<", t, _c(-200.0)), _c(-200.0), t)
@@ -268,8 +257,10 @@ def _exp_dd(b: ir.IRBuilder, hi: ir.Value, lo: ir.Value) -> ir.Value:
 
 
 def _pow_core64(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
-    """ax**y for positive finite ax and finite y: exp(ehi + elo), ehi + elo = y*log(ax)."""
+    """ax**y for ax >= 0: exp(ehi + elo), ehi + elo = y*log(ax) (log 0 = -inf, log inf = inf)."""
     lhi, llo = _log_dd(b, ax)
+    lhi = b.select(b.fcmp_ordered("==", ax, _c(0.0)), _c(-math.inf), lhi)
+    lhi = b.select(b.fcmp_ordered("==", ax, _c(math.inf)), _c(math.inf), lhi)
     ehi = b.fmul(y, lhi)
     elo = fmuladd(b, y, llo, call_intr(b, "fma", y, lhi, b.fneg(ehi)))
     return _exp_dd(b, ehi, elo)
