@@ -276,11 +276,12 @@ def _inputs(data: st.DataObject) -> tuple[list[Item], tuple[int, ...]]:
 
 
 def _compare(inputs: list[Variable], outputs: list[Variable], values: list[np.ndarray],
-             loose: float, rtol: float | None = None) -> None:
+             loose: float, rtol: float | None = None, updates: list | None = None) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        py_fn = graphc.function(inputs, outputs, mode="PY", on_unused_input="ignore")
-        native_fn = graphc.function(inputs, outputs, mode="FAST_RUN", on_unused_input="ignore")
+        py_fn = graphc.function(inputs, outputs, updates=updates, mode="PY", on_unused_input="ignore")
+        native_fn = graphc.function(inputs, outputs, updates=updates, mode="FAST_RUN",
+                                    on_unused_input="ignore")
         dual = DualFunction(py_fn, native_fn, loose=loose, rtol=rtol)
         _calls(dual, values)
 
@@ -304,11 +305,20 @@ def _other(value: Any) -> Any:
     return np.ascontiguousarray(np.flip(value))
 
 
-@settings(max_examples=int(os.environ.get("HYPO_N", 400)), **SETTINGS)
+@settings(max_examples=int(os.environ.get("HYPO_N", 300)), **SETTINGS)
 @given(st.data())
 def test_random_graph_default_mode_matches_py(data: st.DataObject) -> None:
-    leaves, _ = _inputs(data)
-    pool = list(leaves)
+    leaves, dims = _inputs(data)
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    specials = data.draw(st.booleans())
+    state = None  # a shared variable the graph reads and updates (plans update in place)
+    if data.draw(st.booleans()):
+        ndim = data.draw(st.integers(0, 3))
+        shape = tuple(dims[3 - ndim:])
+        dtype = data.draw(st.sampled_from(FLOATS))
+        w = graphc.shared(_values(rng, dtype, shape, False), name="w")
+        state = Item(w, shape, True)
+    pool = list(leaves) + ([state] if state else [])
     for _ in range(data.draw(st.integers(2, 8))):
         try:
             with warnings.catch_warnings():
@@ -321,19 +331,23 @@ def test_random_graph_default_mode_matches_py(data: st.DataObject) -> None:
             assert len(static) == len(item.shape)
             assert all(t is None or t == s for s, t in zip(item.shape, static)), (static, item.shape)
             pool.append(item)
-    built = pool[len(leaves):]
+    built = pool[len(leaves) + (state is not None):]
     if not built:
         return
     outputs = [built[-1].var]
     if len(built) > 1 and data.draw(st.booleans()):
         outputs.append(data.draw(st.sampled_from(built[:-1])).var)
-    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
-    specials = data.draw(st.booleans())
+    updates = []
+    if state is not None:
+        w = state.var
+        fits = [i for i in built if _broadcast(i.shape, state.shape) == state.shape]
+        new = data.draw(st.sampled_from(fits)).var if fits else T.sqr(w)
+        updates = [(w, T.cast(w * 0.5 + new, w.dtype))]
     values = [_laid_out(data, _values(rng, i.var.dtype, i.shape, specials)) for i in leaves]
     # A few ulp of difference per transcendental op can grow along a chain of them, and a
     # float64 result is only as precise as the float32 values it was computed from.
     rtol = 2e-5 if any(i.var.dtype == "float32" for i in pool) else None
-    _compare([i.var for i in leaves], outputs, values, loose=30.0, rtol=rtol)
+    _compare([i.var for i in leaves], outputs, values, loose=30.0, rtol=rtol, updates=updates)
 
 
 # -- wrong inputs to fixed functions -----------------------------------------------------------
@@ -443,7 +457,7 @@ def _wrong_value(data: st.DataObject, var: Variable, wrong_type: bool, dims: lis
     return _laid_out(data, np.asarray(value))
 
 
-@settings(max_examples=int(os.environ.get("HYPO_WRONG_N", 1000)), **SETTINGS)
+@settings(max_examples=int(os.environ.get("HYPO_WRONG_N", 800)), **SETTINGS)
 @given(st.data())
 def test_wrong_inputs_agree_or_raise_alike(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(FIXED))
