@@ -379,8 +379,14 @@ class Function:
 
     # -- shape-specialized plans (graphc.backend.llvm.plan) ---------------------------------
     def _plan_missed(self, plan: Any, rc: int, args: tuple) -> Any:
-        from graphc.backend.llvm.plan import MISS, REPAIR
+        from graphc.backend.llvm.plan import BUSY, MISS, REPAIR
 
+        if rc == BUSY and plan.owned:
+            # Another thread runs this plan, writing shared values in place: wait for it (a
+            # per-node call now could read a value half written).
+            rc = plan.wait_and_run(args)
+            if rc == 0:
+                return plan.take()
         record = False
         if rc == REPAIR:
             if plan.repair():

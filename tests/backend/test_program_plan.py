@@ -394,3 +394,27 @@ def test_update_changing_shape_stays_on_the_per_node_path() -> None:
         np.testing.assert_allclose(fn(x), ref(x))
         np.testing.assert_array_equal(s.get_value(), rs.get_value())
     assert s.get_value().shape == (17,)
+
+
+def test_threads_training_in_place_lose_no_update() -> None:
+    w = graphc.shared(np.zeros(64), name="w")
+    x = T.dvector("x")
+    fn = graphc.function([x], (w * x).sum(), updates=[(w, w - 0.5 * x)], mode=NATIVE)
+    data = np.ones(64)
+    fn(data)
+    fn(data)
+    assert fn._plan is not None and fn._plan.owned  # updated in place
+
+    def work() -> None:
+        for _ in range(300):
+            fn(data)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    expected = np.zeros(64)
+    for _ in range(2 + 4 * 300):
+        expected = expected - 0.5 * data
+    np.testing.assert_array_equal(w.get_value(), expected)

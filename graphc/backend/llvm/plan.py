@@ -39,11 +39,13 @@ from typing import Any
 import numpy as np
 
 from graphc.backend.llvm.plan_interp import (  # noqa: F401 -- re-exported
+    BUSY,
     FAILED,
     H_ARGS,
     H_BUSY,
     H_FLOAT,
     H_GUARD,
+    H_LATE,
     H_NARGS,
     H_NGUARD,
     H_NREBIND,
@@ -90,6 +92,19 @@ class Plan:
         self.take: Any = None
         self.owned: dict[int, Any] = {}  # slot updated in place -> its container
         self.aliases = 0
+
+    def wait_and_run(self, args: tuple, timeout: float = 5.0) -> int:
+        """Run once the thread running this plan is done (BUSY if it takes too long)."""
+        import time
+
+        end = time.monotonic() + timeout
+        rc = BUSY
+        while rc == BUSY and time.monotonic() < end:
+            time.sleep(0)  # lets the other thread (which needs the GIL to finish) run
+            rc = self.run(*args)
+        if rc == REPAIR and self.repair():
+            rc = self.run(*args)
+        return rc
 
     def repair(self) -> bool:
         """Adopt shared values set since the plan last ran; give guarded slots buffers only
@@ -231,8 +246,9 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     if any(s not in written for s in upd_slot):
         raise NoPlan("an update value that no kernel writes")
-    inplace, steps = _in_place_updates(steps, views, upd_slot, res, vals,
-                                       [res(s) for s in program.output_slots[:n_outputs]], program.slot)
+    inplace, steps, n_early = _in_place_updates(steps, views, upd_slot, res, vals,
+                                                [res(s) for s in program.output_slots[:n_outputs]],
+                                                program.slot)
     for s_u in inplace:
         alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
     # -- the table --------------------------------------------------------------------------
@@ -290,7 +306,7 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     words[H_NREBIND], words[H_REBIND] = len(views), len(words)
     for d, s, off in views:
         words += [P(d), P(s), off]
-    words[H_NSTEPS], words[H_STEPS] = len(steps), len(words)
+    words[H_NSTEPS], words[H_STEPS], words[H_LATE] = len(steps), len(words), n_early
     for _, f, start, stop, arrays in steps:
         words += [f, start, stop, len(arrays), *(P(s) for s in arrays)]
     words[H_NSWAP], words[H_SWAP] = len(swaps), len(words)
@@ -344,7 +360,7 @@ def _infallible(node: Apply) -> bool:
 
 def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
                       upd_slot: dict[int, tuple[Any, int]], res: Any, vals: list[Any],
-                      output_slots: list[int], slot_of: dict) -> tuple[set[int], list[tuple]]:
+                      output_slots: list[int], slot_of: dict) -> tuple[set[int], list[tuple], int]:
     """Update values written straight into their shared variable's buffer, and the step order.
 
     A candidate is a Gemm whose C is the old value (BLAS then accumulates onto it: no copy of
@@ -410,7 +426,7 @@ def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
         chosen -= bad
     done = {s_u for k in chosen for s_u in candidates[k]}
     order = [st for k, st in enumerate(steps) if k not in late]
-    return done, order + [st for k, st in enumerate(steps) if k in late]
+    return done, order + [st for k, st in enumerate(steps) if k in late], len(order)
 
 
 def _taker(plan: Plan, outputs: list[tuple[str, Any]], single: bool) -> Any:

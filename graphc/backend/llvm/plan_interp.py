@@ -19,16 +19,17 @@ from llvmlite import ir
 from graphc.backend.llvm.irutil import F32, F64, I8, I32, I64, PTR
 from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
 
-INTERP = "graphc_plan_interp_v3"
+INTERP = "graphc_plan_interp_v4"
 FLOAT_VALUE_OFF = 16  # PyFloatObject: ob_refcnt, ob_type, ob_fval
-OK, MISS, REPAIR, FAILED = 0, 1, 2, 3
+OK, MISS, REPAIR, BUSY, FAILED = 0, 1, 2, 3, 4
 ARITY_BUCKETS = (3, 4, 6, 8, 12, 16, 24, 40)
 MAX_ARRAYS = ARITY_BUCKETS[-1]  # kernels with more arrays: no plan
 OFF_ND, OFF_DESCR = 24, 56
 NPY_C_CONTIGUOUS, NPY_OWNDATA, NPY_ALIGNED, NPY_WRITEABLE = 0x1, 0x4, 0x100, 0x400
 # Header words of the table.
 H_BUSY, H_NARGS, H_ARGS, H_NSHARED, H_SHARED, H_NGUARD, H_GUARD = 0, 1, 2, 3, 4, 5, 6
-H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP, H_FLOAT, HEADER = 7, 8, 9, 10, 11, 12, 13, 16
+H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP = 7, 8, 9, 10, 11, 12
+H_FLOAT, H_LATE, HEADER = 13, 14, 16  # PyFloat_Type; steps run with the GIL released; size
 
 
 # -- the interpreter -----------------------------------------------------------------------
@@ -93,7 +94,8 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
 
         for_range(b, n, body)
 
-    require(b.and_(b.icmp_signed("==", nargs, T(H_NARGS)), b.icmp_signed("==", T(H_BUSY), c(0))), MISS)
+    require(b.icmp_signed("==", nargs, T(H_NARGS)), MISS)
+    require(b.icmp_signed("==", T(H_BUSY), c(0)), BUSY)
     cur = b.alloca(I64)
     b.store(T(H_ARGS), cur)
 
@@ -163,7 +165,7 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
     b.store(T(H_STEPS), cur)
     ktype = [ir.FunctionType(I32, [I64, I64] + [PTR] * n) for n in range(MAX_ARRAYS + 1)]
 
-    def step(k: ir.Value) -> None:
+    def step(k: ir.Value, released: bool) -> None:
         base = b.load(cur, typ=I64)
         start, stop, n = T(b.add(base, c(1))), T(b.add(base, c(2))), T(b.add(base, c(3)))
         first = b.add(base, c(4))
@@ -200,14 +202,20 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
         ok = fn.append_basic_block("step_ok")
         b.cbranch(b.icmp_signed("==", rc, ir.Constant(I32, 0)), ok, bad)
         b.position_at_end(bad)
-        b.call(restore, [state])
+        if released:
+            b.call(restore, [state])
         setT(H_BUSY, c(0))
         ret(b.add(k, c(FAILED)))
         b.position_at_end(ok)
         b.store(b.add(first, n), cur)
 
-    loop(T(H_NSTEPS), step)
+    loop(T(H_LATE), lambda k: step(k, True))
     b.call(restore, [state])
+    # Steps writing shared values in place (and those after them) keep the GIL: Python code
+    # (``get_value``, another thread) never sees a value half written.
+    from graphc.backend.llvm.lowering import for_range
+
+    for_range(b, T(H_NSTEPS), lambda k: step(k, False), start=T(H_LATE))
 
     def swap(j: ir.Value) -> None:
         base = b.add(T(H_SWAP), b.mul(j, c(3)))
