@@ -333,8 +333,12 @@ class Function:
                 return plan.take()
             return self._plan_missed(plan, rc, args)
         if self._record_in >= 0 and not _cfg.nan_guard:
-            self._record_in -= 1
-            return self._call(args, kwargs, self._record_in < 0)
+            if self._record_in:
+                self._record_in -= 1
+                return self._call(args, kwargs, False)
+            result = self._call(args, kwargs, True)  # a call that raises: the next one records
+            self._record_in = -1
+            return result
         return self._call(args, kwargs, False)
 
     def _call(self, args: tuple, kwargs: dict, record: bool) -> Any:

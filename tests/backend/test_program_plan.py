@@ -418,3 +418,15 @@ def test_threads_training_in_place_lose_no_update() -> None:
     for _ in range(2 + 4 * 300):
         expected = expected - 0.5 * data
     np.testing.assert_array_equal(w.get_value(), expected)
+
+
+def test_a_failing_call_does_not_use_up_the_recording() -> None:
+    x = T.fvector("x")
+    fn = graphc.function([x], T.exp(x) + 1, mode=NATIVE)
+    a = np.zeros(4, "float32")
+    fn(a)
+    with pytest.raises(TypeError):
+        fn(np.zeros((2, 2), "float32"))  # the call that would have been recorded
+    fn(a)
+    assert fn._plan is not None, fn._plan_why
+    np.testing.assert_array_equal(fn(a), np.exp(a) + 1)
