@@ -330,7 +330,19 @@ def _renumber(order: list[Apply], outputs: list[Variable], inputs: Sequence[Vari
         if isinstance(v, Constant) and id(v) not in done:
             done.add(id(v))
             v.id = next(_ids)
-            v.data.setflags(write=False)
+            _fix_constant(v)
+
+
+def _fix_constant(c: Constant) -> None:
+    """Read-only again, and with NumPy's own dtype object: an unpickled array has an equal
+    but distinct one, which identity checks (``dtype is``) would take for another dtype."""
+    data = c.data
+    dt = data.dtype
+    canonical = np.dtype(dt.str) if dt.names is None and dt.subdtype is None else dt
+    if dt is not canonical and dt == canonical:
+        data = data.view(canonical)
+    data.setflags(write=False)
+    c.data = data
 
 
 def _fix_node(node: Apply, done: set[int]) -> None:
@@ -339,7 +351,7 @@ def _fix_node(node: Apply, done: set[int]) -> None:
             done.add(id(v))
             v.id = next(_ids)
             if isinstance(v, Constant):
-                v.data.setflags(write=False)
+                _fix_constant(v)
     for v in node.outputs:
         done.add(id(v))
         v.id = next(_ids)

@@ -177,3 +177,19 @@ def test_hit_in_a_new_process(tmp_path: Path) -> None:
     assert RESTORED not in first["log"][-1] and RESTORED in second["log"][-1]
     assert second["log"][:-1] == first["log"][:-1]
     assert second["loss"] == first["loss"] and second["w"] == first["w"]
+
+
+def test_restored_constants_are_read_only_with_numpy_dtype_objects(cache_dir: Path) -> None:
+    x = T.fmatrix("x")
+
+    def build() -> list:
+        return [x * np.float32(2.5) + T.constant(np.arange(3, dtype="float32"))]
+
+    graphc.function([x], build(), mode=NATIVE)
+    f = graphc.function([x], build(), mode=NATIVE)
+    assert RESTORED in f.rewrite_log[-1]
+    consts = [v for v in f.fgraph.variables if isinstance(v, graphc.graph.basic.Constant)]
+    assert consts
+    for c in consts:
+        assert c.data.dtype is np.dtype(c.data.dtype.str) and not c.data.flags.writeable
+    np.testing.assert_allclose(f(np.ones((2, 3), "float32"))[0], np.ones((2, 3)) * 2.5 + np.arange(3))
