@@ -28,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import marshal
 import os
 import pickle
 import sys
@@ -117,6 +118,11 @@ def _rewrite_identity(phases: Sequence[Any]) -> str:
             qual = f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', '?')}"
             if "<" in qual:  # a rewrite defined inside a function (a test's): no stable name
                 raise Uncacheable(f"rewrite {r.name!r} has no stable identity")
+            if not qual.startswith("graphc."):  # a user's rewrite: its code (graphc's: the fingerprint)
+                code = getattr(fn, "__code__", None)
+                if code is None:
+                    raise Uncacheable(f"rewrite {r.name!r} has no code to fingerprint")
+                qual += ":" + hashlib.sha1(marshal.dumps(code)).hexdigest()
             parts.append(f"{r.name}={qual}")
     return "\n".join(parts)
 

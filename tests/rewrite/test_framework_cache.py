@@ -193,3 +193,21 @@ def test_restored_constants_are_read_only_with_numpy_dtype_objects(cache_dir: Pa
     for c in consts:
         assert c.data.dtype is np.dtype(c.data.dtype.str) and not c.data.flags.writeable
     np.testing.assert_allclose(f(np.ones((2, 3), "float32"))[0], np.ones((2, 3)) * 2.5 + np.arange(3))
+
+
+def test_a_users_rewrite_is_keyed_by_its_code() -> None:
+    from graphc.rewrite.framework import LocalRewrite, Phase
+
+    def make(body: str):  # two versions of one user function, as after an edit
+        scope: dict = {"__name__": "user_rewrites"}
+        exec(f"def my_rewrite(fgraph, node):\n    return {body}\n", scope)  # noqa: S102
+        return scope["my_rewrite"]
+
+    def identity(fn) -> str:
+        return graph_cache._rewrite_identity([Phase("canonicalize", "local", [LocalRewrite("mine", fn)])])
+
+    a, b = make("None"), make("[node.inputs[0]]")
+    assert a.__qualname__ == b.__qualname__ and a.__module__ == b.__module__
+    assert identity(a) == identity(make("None")) != identity(b)
+    with pytest.raises(graph_cache.Uncacheable):
+        identity(lambda fgraph, node: None)
