@@ -10,7 +10,8 @@ each call must agree with PY or raise the same kind of exception, never crash th
 
 Both use ``DualFunction`` from tests/conftest.py: the native function runs first, then the
 PY one, and outputs (dtype, shape, NaN and infinity positions, values within the dtype's
-tolerance) or exception types must agree. Examples are derandomized, so CI is reproducible.
+tolerance) or exception types must agree. Examples are derandomized, so CI is reproducible;
+GRAPHC_DIFF_GRAPHS / GRAPHC_DIFF_CALLS set the numbers of examples (300 / 800) to explore more.
 """
 
 from __future__ import annotations
@@ -119,8 +120,10 @@ def _step(data: st.DataObject, pool: list[Item]) -> Item | None:
     kind = data.draw(st.sampled_from(
         ["unary", "unary", "binary", "binary", "discrete", "reduce", "reduce", "argmax", "cast",
          "switch", "softmax", "dimshuffle", "transpose", "reshape", "flatten", "slice", "concatenate",
-         "dot"]))
+         "dot", "take", "set_inc"]))
     a = _pick(data, pool)
+    if kind in ("take", "set_inc"):
+        return _indexing(data, pool, a, kind == "take")
     if kind == "softmax":
         if a.var.ndim == 0 or not _is_float(a):
             return None
@@ -242,6 +245,28 @@ def _step(data: st.DataObject, pool: list[Item]) -> Item | None:
                 and b.var.dtype not in FLOATS)
 
 
+def _indexing(data: st.DataObject, pool: list[Item], a: Item, take: bool) -> Item | None:
+    """``a[idx]`` (integer array, repeats and negative indices), or ``set_subtensor`` /
+    ``inc_subtensor`` of ``a[idx]`` or of a slice of ``a`` with a broadcast item."""
+    if a.var.ndim == 0 or a.shape[0] == 0:
+        return None
+    n = a.shape[0]
+    idx: Any = np.array(data.draw(st.lists(st.integers(-n, n - 1), max_size=5)), dtype="int64")
+    if take:
+        return Item(a.var[idx], (len(idx),) + a.shape[1:], a.exact)
+    if data.draw(st.booleans()):
+        bound = st.one_of(st.none(), st.integers(-4, 4))
+        idx = slice(data.draw(bound), data.draw(bound), data.draw(st.sampled_from([None, 2, -1])))
+    sub = np.zeros(a.shape)[idx].shape
+    b = _pick(data, pool, lambda i: _broadcast(i.shape, sub) == sub and i.var.ndim <= len(sub), avoid=a)
+    if b is None:
+        return None
+    fn = data.draw(st.sampled_from([T.set_subtensor, T.inc_subtensor]))
+    out = fn(a.var[idx], b.var)
+    exact = a.exact and b.exact and (fn is T.set_subtensor or out.dtype not in FLOATS)
+    return Item(out, a.shape, exact)
+
+
 # -- input values ----------------------------------------------------------------------------
 FLOAT_SPECIALS = [np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, 1.5, 2.5, -0.5, 1e-30, 1e30, 88.8, 710.0]
 INT_SPECIALS = [0, -1, 1, 7, -8]
@@ -305,7 +330,7 @@ def _other(value: Any) -> Any:
     return np.ascontiguousarray(np.flip(value))
 
 
-@settings(max_examples=int(os.environ.get("HYPO_N", 300)), **SETTINGS)
+@settings(max_examples=int(os.environ.get("GRAPHC_DIFF_GRAPHS", 300)), **SETTINGS)
 @given(st.data())
 def test_random_graph_default_mode_matches_py(data: st.DataObject) -> None:
     leaves, dims = _inputs(data)
@@ -457,7 +482,7 @@ def _wrong_value(data: st.DataObject, var: Variable, wrong_type: bool, dims: lis
     return _laid_out(data, np.asarray(value))
 
 
-@settings(max_examples=int(os.environ.get("HYPO_WRONG_N", 800)), **SETTINGS)
+@settings(max_examples=int(os.environ.get("GRAPHC_DIFF_CALLS", 800)), **SETTINGS)
 @given(st.data())
 def test_wrong_inputs_agree_or_raise_alike(data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(FIXED))
