@@ -7,8 +7,8 @@ module gets a fresh one; an execution engine owns its target machine, so
 each engine gets its own.
 
 Compile time is LLVM's (passes and code generation: ~30 ms per elementwise kernel
-here), so: O2 with the vectorizers but no interleaving, unrolling or epilogue
-vectorization (half the time of O3, the same speed on our loops); a function's
+here), so: O2 with the loop vectorizer but no SLP, interleaving, unrolling or epilogue
+vectorization (under half the time of O3, the same speed on our loops); a function's
 kernels in several modules compiled by parallel threads, each module in its own
 LLVM context with the two long calls made without llvmlite's process-wide lock;
 each module's object code in its own engine.
@@ -76,14 +76,17 @@ def _pass_builder(tm: llvm.TargetMachine, opt: int) -> object:
     pto = llvm.create_pipeline_tuning_options(speed_level=min(opt, 2))
     if opt >= 2:
         pto.loop_vectorization = True
-        pto.slp_vectorization = True  # off by default in llvmlite; elementwise code wants it
+        # SLP (straight-line) vectorization stays off: ~8% of the compile time, and W1, W3,
+        # W6 (reductions, sin/cos/pow) and W7 (random) ran the same without it (measured side
+        # by side, one thread): our hot code is loops, which the loop vectorizer handles.
+        pto.slp_vectorization = False
         pto.loop_interleaving = False
         pto.loop_unrolling = False
     return llvm.create_pass_builder(tm, pto)
 
 
 def optimize(module: llvm.ModuleRef, tm: llvm.TargetMachine, opt: int = 3) -> None:
-    """Run the pipeline for ``opt``: from 2 up, LLVM's O2 with loop and SLP vectorization.
+    """Run the pipeline for ``opt``: from 2 up, LLVM's O2 with loop vectorization.
 
     Not O3, and no loop interleaving, unrolling or epilogue vectorization: measured on the
     W3 step's 16 kernels, that halves the compile time (~1.0 s -> ~0.5 s for passes and
