@@ -23,6 +23,9 @@ from graphc.graph.basic import Constant, Variable, ancestors, clone_graph
 from graphc.graph.fgraph import FunctionGraph
 from graphc.tensor.basic import as_tensor_variable
 
+# Plan or per-node path (``_new_plan``): bytes of output copied per us, us a plan saves per call.
+_PLAN_COPY_BYTES_PER_US = 32 * 1024
+_PLAN_SAVED_US = 4
 # A function rebuilds its plan for new argument shapes at most this many times.
 _MAX_PLAN_BUILDS = 8
 
@@ -251,6 +254,7 @@ class Function:
         self._plan_builds = 0 if self._plans_possible() else _MAX_PLAN_BUILDS
         self._plan_why: str | None = None
         self._last_miss: Any = None
+        self._declined: set = set()  # argument shapes whose plan would cost more than it saves
         # Slow calls before one is recorded (a function called once never pays for a plan).
         self._record_in = 1 if self._plan_builds < _MAX_PLAN_BUILDS else -1
 
@@ -379,7 +383,7 @@ class Function:
             elif mode == 2:
                 outputs[k] = _unaliased(o, inputs + shared_values + new_values)
         if record:
-            self._new_plan(inputs, vals, calls)
+            self._new_plan(inputs, vals, calls, outputs)
         if self.single:
             return outputs[0]
         return outputs
@@ -406,7 +410,7 @@ class Function:
             # A new shape key: plan for it when it comes twice in a row (an epoch's last,
             # smaller batch does not make the next epoch rebuild).
             key = tuple(getattr(a, "shape", None) for a in args)
-            record = key == self._last_miss
+            record = key == self._last_miss and key not in self._declined
             self._last_miss = key
         return self._call(args, {}, record and not _cfg.nan_guard)
 
@@ -422,10 +426,21 @@ class Function:
                 return False
         return True
 
-    def _new_plan(self, inputs: list[Any], vals: list[Any], calls: list[tuple]) -> None:
+    def _new_plan(self, inputs: list[Any], vals: list[Any], calls: list[tuple],
+                  outputs: list[np.ndarray]) -> None:
         from graphc.backend.llvm.plan import NoPlan, build_plan
 
         self._plan_builds += 1
+        # A plan saves ~1 us of Python per kernel call (plus ~3 us per call) but returns
+        # copies of its outputs (its buffers are reused): copying ~32 KB costs ~1 us, so a
+        # few kernels writing large outputs (W1's one 4 MB kernel: +0.3 ms, a bias+relu of
+        # (256, 512): 20 -> 33 us) run faster on the per-node path, which writes the kernels'
+        # results straight into new arrays.
+        copied = sum(o.nbytes for o in outputs)
+        if copied > _PLAN_COPY_BYTES_PER_US * (_PLAN_SAVED_US + len(calls)):
+            self._plan_why = f"outputs of {copied} bytes: copying them costs more than a plan saves"
+            self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
+            return
         try:
             plan = build_plan(self._program, self._n_in, self._containers, self._plan_updates,
                               self.n_outputs, self.single, vals, calls,

@@ -221,3 +221,20 @@ def test_small_and_unsigned_integer_arithmetic(dtype: str) -> None:
     with np.errstate(all="ignore"):
         for k, (g, w) in enumerate(zip(fn(a, b), ref(a, b))):
             check(g, w, f"{dtype} output {k}")
+
+
+def test_large_outputs_stay_on_the_per_node_path() -> None:
+    # A plan returns copies of its outputs: for one kernel writing 4 MB the copy costs more
+    # than the plan saves (W1), so no plan is built; a small output still gets one.
+    x, y = T.fvector("x"), T.fvector("y")
+    f = graphc.function([x, y], T.exp(x) * y)
+    for n, planned in ((10**6, False), (100, True)):
+        g = graphc.function([x, y], T.exp(x) * y + 1)
+        a = np.linspace(-1, 1, n, dtype="float32")
+        for _ in range(4):
+            np.testing.assert_allclose(g(a, a), np.exp(a) * a + 1, rtol=1e-6)
+        assert (g._plan is not None) == planned, g._plan_why
+    big = np.ones(10**6, dtype="float32")
+    for _ in range(6):  # the declined shape is not recorded again and again
+        f(big, big)
+    assert f._plan is None and f._plan_builds == 1
