@@ -27,7 +27,6 @@ from graphc.backend.llvm.entry import ENTRIES
 from graphc.backend.llvm.expr import ScalarDAG, dag_for_node
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
 from graphc.backend.llvm.lowering import NativeNode, make_runner, native_lowering
-from graphc.backend.llvm.scalar import Unsupported
 from graphc.backend.reference import NodeRuntimeError
 from graphc.graph.basic import Apply, Variable
 from graphc.graph.fgraph import FunctionGraph
@@ -306,13 +305,15 @@ class LLVMProgram:
             self.fallback_nodes.append((node, reason))
             return None
         if not cached and name not in builders:
-            try:
-                check_dag(dag)
-            except Unsupported as exc:
-                self.fallback_nodes.append((node, str(exc)))
-                return None
             out_dtypes = [o.dtype for o in dag.outputs]
-            builders[name] = lambda module, dag=dag, ndim=ndim: build_kernel(module, dag, ndim, out_dtypes)
+
+            def build(module: ir.Module, dag: Any = dag, ndim: int = ndim) -> object:
+                # Checked only when the kernel is built: a cache hit skips it (and its imports,
+                # e.g. SciPy for erf); Unsupported leaves the kernel out (compile_kernels).
+                check_dag(dag)
+                return build_kernel(module, dag, ndim, out_dtypes)
+
+            builders[name] = build
         return _Plan(node, dag, taken, name, ndim)
 
     def _plan_slots(self) -> None:
