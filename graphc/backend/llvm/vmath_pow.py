@@ -17,6 +17,7 @@ stays below the result's last bit (|y log x| reaches 745):
 from __future__ import annotations
 
 import decimal
+import functools
 import math
 
 import numpy as np
@@ -84,6 +85,7 @@ def _pow(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
 _POWF_OFF = 0x3F330000
 
 
+@functools.cache  # on first use: ~1-15 ms each, not at every import of the backend
 def _powf_tables() -> tuple[list[float], list[float]]:
     invc, logc = [], []
     for i in range(16):
@@ -96,7 +98,6 @@ def _powf_tables() -> tuple[list[float], list[float]]:
     return invc, logc
 
 
-_POWF_INVC, _POWF_LOGC = _powf_tables()
 # log2(1+r) = (r - r^2/2 + ... - r^6/6)/ln2: truncation < 2^-37 for |r| < 0.032
 _POWF_LOG2 = [((-1.0) ** (n + 1)) / n / math.log(2.0) for n in range(6, 0, -1)] + [0.0]
 # 2^u = e^(u ln2), |u| <= 1/2: Taylor to degree 9 (relative error < 2^-36)
@@ -128,6 +129,7 @@ def _powf_core(b: ir.IRBuilder, ax: ir.Value, y: ir.Value) -> ir.Value:
     z = b.fpext(b.bitcast(b.sub(ix, top), F32), F64)
     k = b.sitofp(b.ashr(top, k32(23)), F64)
     idx = [ir.Constant(i32, 0), i]
+    _POWF_INVC, _POWF_LOGC = _powf_tables()
     invc = b.load(b.gep(_table(b.module, "gc.powf.invc", _POWF_INVC), idx, source_etype=_table(
         b.module, "gc.powf.invc", _POWF_INVC).value_type), typ=F64)
     logc_g = _table(b.module, "gc.powf.logc", _POWF_LOGC)
@@ -159,6 +161,7 @@ _LN2LO = float.fromhex("0x1.ef35793c76730p-45")
 _Q = [(-1.0) ** m / (m + 3) for m in range(8, -1, -1)]
 
 
+@functools.cache  # on first use: ~1-15 ms each, not at every import of the backend
 def _pow_tables() -> tuple[list[float], list[float], list[float]]:
     """Per interval of z: invc (<= 9 significant bits, so ``z*invc - 1`` is exact), and
     -log(invc) as hi (a multiple of 2^-42, like k*_LN2HI) + tail."""
@@ -177,7 +180,6 @@ def _pow_tables() -> tuple[list[float], list[float], list[float]]:
     return invc, logc, tail
 
 
-_INVC, _LOGC, _LOGCTAIL = _pow_tables()
 
 
 def _load(b: ir.IRBuilder, name: str, values: list[float], i: ir.Value) -> ir.Value:
@@ -198,6 +200,7 @@ def _log_dd(b: ir.IRBuilder, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     top = b.and_(tmp, k64(0xFFF << 52))
     z = b.bitcast(b.sub(ix, top), F64)
     kd = b.sitofp(b.ashr(tmp, k64(52)), F64)
+    _INVC, _LOGC, _LOGCTAIL = _pow_tables()
     invc = _load(b, "gc.pow.invc", _INVC, i)
     logc = _load(b, "gc.pow.logc", _LOGC, i)
     logctail = _load(b, "gc.pow.logctail", _LOGCTAIL, i)
@@ -222,6 +225,7 @@ _LN2HI_N = float.fromhex("0x1.62e42fefa0000p-8")  # ln2/N, 36 bits: k*_LN2HI_N e
 _LN2LO_N = float.fromhex("0x1.cf79abc9e3b3ap-47")
 
 
+@functools.cache  # on first use: ~1-15 ms each, not at every import of the backend
 def _exp_tables() -> tuple[list[float], list[float]]:
     ctx = decimal.Context(prec=50)
     two, tails = [], []
@@ -233,7 +237,6 @@ def _exp_tables() -> tuple[list[float], list[float]]:
     return two, tails
 
 
-_EXP2J, _EXP2J_TAIL = _exp_tables()
 
 
 def _exp_dd(b: ir.IRBuilder, hi: ir.Value, lo: ir.Value) -> ir.Value:
@@ -247,6 +250,7 @@ def _exp_dd(b: ir.IRBuilder, hi: ir.Value, lo: ir.Value) -> ir.Value:
     r = b.fadd(fmuladd(b, b.fneg(kd), _c(_LN2LO_N), r), lo)
     j = b.and_(ki, ir.Constant(I64, _N - 1))
     k = b.ashr(ki, ir.Constant(I64, 7))
+    _EXP2J, _EXP2J_TAIL = _exp_tables()
     two = _load(b, "gc.pow.exp2j", _EXP2J, j)
     tail = _load(b, "gc.pow.exp2jtail", _EXP2J_TAIL, j)
     r2 = b.fmul(r, r)
