@@ -9,7 +9,8 @@ included. tests/test_differential_inputs.py feeds fixed functions wrong inputs.
 
 Both use ``DualFunction`` from tests/conftest.py: the native function runs first, then the
 PY one, and outputs (dtype, shape, NaN and infinity positions, values within the dtype's
-tolerance) or exception types must agree. Examples are derandomized, so CI is reproducible;
+tolerance) or exception types must agree. ``test_random_streams_match_py``: native random
+samples reproduce the PY stream. Examples are derandomized, so CI is reproducible;
 GRAPHC_DIFF_GRAPHS / GRAPHC_DIFF_CALLS set the numbers of examples (300 / 800) to explore more.
 """
 
@@ -400,6 +401,33 @@ def test_random_graph_default_mode_matches_py(data: st.DataObject) -> None:
     # float64 result is only as precise as the float32 values it was computed from.
     rtol = 2e-5 if any(i.var.dtype == "float32" for i in pool) else None
     _compare([i.var for i in leaves], outputs, values, loose=30.0, rtol=rtol, updates=updates)
+
+
+# -- random streams ------------------------------------------------------------------------------
+@settings(max_examples=int(os.environ.get("GRAPHC_DIFF_RANDOM", 40)), **SETTINGS)
+@given(st.data())
+def test_random_streams_match_py(data: st.DataObject) -> None:
+    """Native samples reproduce the PY stream, call after call (the state updates too)."""
+    srng = T.random.RandomStream(data.draw(st.integers(0, 2**31)))
+    size = tuple(data.draw(st.lists(st.sampled_from(SIZES), max_size=3)))
+    dist = data.draw(st.sampled_from(["uniform", "normal", "binomial"]))
+    dtype = data.draw(st.sampled_from(FLOATS))
+    x = T.tensor(dtype, (None,) * len(size), "x")
+    if dist == "uniform":
+        sample = srng.uniform(size, low=-2.0, high=data.draw(st.sampled_from([1.0, 3.5])), dtype=dtype)
+    elif dist == "normal":
+        sample = srng.normal(size, avg=x if data.draw(st.booleans()) else 1.0,
+                             std=data.draw(st.sampled_from([0.5, 2.0])), dtype=dtype)
+    else:
+        sample = srng.binomial(size, n=data.draw(st.sampled_from([1, 5])),
+                               p=data.draw(st.sampled_from([0.0, 0.3, 1.0])))
+    outputs = [sample, sample * 2 + x if sample.dtype in FLOATS else sample.sum()]
+    value = np.random.default_rng(0).normal(size=size).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        py_fn = graphc.function([x], outputs, mode="PY", on_unused_input="ignore")
+        native_fn = graphc.function([x], outputs, mode="FAST_RUN", on_unused_input="ignore")
+    _calls(DualFunction(py_fn, native_fn, loose=10.0), [value])
 
 
 # -- the harness itself --------------------------------------------------------------------------
