@@ -174,6 +174,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             raise NoPlan(f"slot {s} holds a {type(vals[s]).__name__}")
     input_slots = program.input_slots
     arg_slots = input_slots[:n_args]
+    if len({id(vals[s]) for s in set(input_slots)}) != len(set(input_slots)):
+        # Kernel arguments are matched to slots by identity: one array passed for two
+        # inputs would make the plan read one slot for both on every later call.
+        raise NoPlan("the same array is the value of two inputs")
     for s in input_slots:  # arguments and shared values (views of them assume the layout)
         a = vals[s]
         if not (a.flags.c_contiguous and a.flags.aligned):
