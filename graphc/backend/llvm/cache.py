@@ -67,7 +67,7 @@ class Entry:
     failures: dict[str, str] = field(default_factory=dict)  # kernel -> why it was not built
     obj: bytes = b""
     ir_blob: bytes = b""  # zlib-compressed JSON [ir, optimized ir]; read only when asked for
-    entries: list[str] = field(default_factory=list)  # kernels with a fast Python entry
+    entries: list[str] = field(default_factory=list)  # "kernel:arrays" of kernels with a fast entry
 
     def ir_texts(self) -> tuple[str | None, str | None]:
         """(unoptimized, optimized) LLVM IR of the module, or (None, None) if not stored."""
@@ -308,8 +308,7 @@ def compile_kernels(
         if not entry.names:
             return None, entry.failures
         try:
-            symbols = entry.names + [n + fast.SUFFIX for n in entry.entries]
-            engine, addresses = jit.load_object(entry.obj, symbols)
+            engine, addresses = jit.load_object(entry.obj, entry.names)
         except RuntimeError as exc:  # e.g. a kernel missing from the object: compile afresh
             log.warning("graphc compile cache: cannot load entry %s (%s); recompiling", key, exc)
         else:
@@ -324,7 +323,7 @@ def compile_kernels(
     new = _build_parts({n: b for n, b in builders.items() if n not in have}, opt, failures)
     parts = reused + new
     names = [n for part, _ in parts for n in part.names if n in builders]
-    entries = [n for part, _ in parts for n in part.entries if n in builders]
+    entries = [e for part, _ in parts for e in part.entries if e.rpartition(":")[0] in builders]
     if not names:
         store(Entry(key, [], failures))
         return None, failures
@@ -379,10 +378,9 @@ def _reuse_parts(builders: Mapping[str, object], opt: int,
             continue
         wanted = [n for n in part.names if n in builders and n not in done]
         if wanted:
-            want_entries = [n for n in part.entries if n in wanted]
+            want_entries = [e for e in part.entries if e.rpartition(":")[0] in wanted]
             try:
-                symbols = wanted + [n + fast.SUFFIX for n in want_entries]
-                engine, addresses = jit.load_object(part.obj, symbols)
+                engine, addresses = jit.load_object(part.obj, wanted)
             except RuntimeError as exc:
                 log.warning("graphc compile cache: cannot load part %s (%s)", part_key, exc)
                 continue
@@ -421,13 +419,15 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
             else:
                 here.append(name)
         failures.update(failed)
-        part_entries = [n for n in here if fast.available() and fast.add_entry(module, n)]
+        # Kernels a shared fast entry can call (graphc.backend.llvm.entry), with their arity.
+        arity = {n: fast.kernel_arrays(module, n) for n in here} if fast.available() else {}
+        part_entries = [f"{n}:{k}" for n, k in arity.items() if k is not None]
         if here:
             modules.append(module)
         groups.append((here, failed, part_entries))
     compiled = None
     if modules:
-        symbols = [n for here, _, ents in groups for n in here + [e + fast.SUFFIX for e in ents]]
+        symbols = [n for here, _, _ in groups for n in here]
         compiled = jit.compile_module(modules, symbols, opt)
         objs = jit.unpack_objects(compiled.obj)
         texts = compiled.ir_text.split(jit.PART_MARK)
@@ -440,7 +440,7 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
         if here:
             assert compiled is not None
             part = Entry(part_key, here, failed, objs[k], pack_ir(texts[k], opt_texts[k]), part_entries)
-            mine = set(here) | {n + fast.SUFFIX for n in part_entries}
+            mine = set(here)
             parts.append((part, jit.CompiledModule(
                 engines[k], {n: a for n, a in compiled.addresses.items() if n in mine}, obj=objs[k],
                 key=part_key)))
@@ -503,9 +503,17 @@ def partition(names: list[str], parts: int) -> list[list[str]]:
 
 
 def _register_entries(compiled: CompiledModule, entries: list[str]) -> None:
-    """Make the builtins of the fast entries, found by their kernel's address."""
+    """Bind the kernels ``entries`` names ("kernel:arrays") to the shared fast entries of
+    their arities (compiled once per process, all at once), found by the kernel's address."""
     from graphc.backend.llvm import entry as fast
 
-    for name in entries:
-        fast.ENTRIES[compiled.addresses[name]] = fast.make_builtin(compiled.addresses[name + fast.SUFFIX],
-                                                                   name)
+    pairs = []
+    for e in entries:
+        name, _, n = e.rpartition(":")
+        if name in compiled.addresses and n.isdigit():
+            pairs.append((name, int(n)))
+    if not pairs:
+        return
+    fast.prepare({n for _, n in pairs})
+    for name, n in pairs:
+        fast.bind(compiled.addresses[name], n, name)

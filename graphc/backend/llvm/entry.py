@@ -17,11 +17,13 @@ against the running interpreter when the object code is loaded.
 from __future__ import annotations
 
 import ctypes
+import threading
 
 import numpy as np
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import I8, I32, I64, PTR
+from graphc.backend.llvm.kernel import OFF_DATA
 
 SUFFIX = "__py"
 METH_FASTCALL = 0x0080
@@ -90,13 +92,17 @@ def kernel_arrays(module: ir.Module, name: str) -> int | None:
     return len(args) - 2
 
 
-def add_entry(module: ir.Module, name: str) -> str | None:
-    """Add ``name``'s fast entry to ``module``; its symbol, or None if the kernel has
-    another calling convention."""
-    n = kernel_arrays(module, name)
-    if n is None:
-        return None
-    kernel = module.globals[name]
+def entry_name(n: int) -> str:
+    """The symbol of the shared fast entry for kernels of ``n`` arrays."""
+    return f"graphc_entry_{n}{SUFFIX}"
+
+
+def build_entry(module: ir.Module, n: int) -> str:
+    """Add the fast entry shared by every kernel of ``n`` arrays to ``module``.
+
+    Its ``self`` is an int64 ndarray ``[kernel address, id(numpy.ndarray)]`` (``bind``): the
+    kernel is called indirectly, so one entry per arity serves every kernel (the per-kernel
+    entries were ~10% of a function's LLVM time), and no address is baked into the code."""
     raise_ = _declare(module, "PyErr_SetString", ir.VoidType(), [PTR, PTR])
     occurred = _declare(module, "PyErr_Occurred", PTR, [])
     as_i64 = _declare(module, "PyLong_AsLongLong", I64, [PTR])
@@ -111,10 +117,13 @@ def add_entry(module: ir.Module, name: str) -> str | None:
     if exc_value is None:
         exc_value = ir.GlobalVariable(module, PTR, name="PyExc_ValueError")
 
-    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name=name + SUFFIX)
-    array_type, args, nargs = fn.args
+    fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name=entry_name(n))
+    bound, args, nargs = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     null = ir.Constant(PTR, None)
+    words = b.load(b.gep(bound, [ir.Constant(I64, OFF_DATA)], source_etype=I8), typ=PTR)
+    kernel = b.load(words, typ=PTR)
+    array_type = b.load(b.gep(words, [ir.Constant(I64, 1)], source_etype=I64), typ=PTR)
 
     def fail(exc: ir.GlobalVariable, key: str, text: str) -> None:
         msg = _message(module, key, text)
@@ -155,10 +164,57 @@ def add_entry(module: ir.Module, name: str) -> str | None:
         b.position_at_end(done)
         arrays.append(obj)
     state = b.call(save, [])
-    rc = b.call(kernel, [start, stop, *arrays])
+    rc = _call_ptr(b, kernel, n, start, stop, arrays)
     b.call(restore, [state])
     b.ret(b.call(from_i64, [b.sext(rc, I64)]))
     return fn.name
+
+
+def _call_ptr(b: ir.IRBuilder, ptr: ir.Value, n: int, start: ir.Value, stop: ir.Value,
+              arrays: list[ir.Value]) -> ir.Value:
+    """An indirect call of the kernel at ``ptr`` (``i32 (i64, i64, ptr x n)``): llvmlite
+    calls any value that has a ``function_type``."""
+    cls = type(ptr)
+    ptr.__class__ = type("Callee", (cls,), {"function_type": ir.FunctionType(I32, [I64, I64] + [PTR] * n)})
+    return b.call(ptr, [start, stop, *arrays])
+
+
+_entries: dict[int, tuple[int, object]] = {}  # arity -> (entry address, its compiled module)
+_entries_lock = threading.Lock()
+
+
+def prepare(arities: set[int]) -> None:
+    """Compile (through the compile cache, all at once) the shared entries of ``arities``
+    this process does not have yet."""
+    from graphc.backend.llvm import cache
+
+    with _entries_lock:
+        missing = sorted(n for n in arities if n not in _entries)
+        if not missing or not available():
+            return
+        builders = {entry_name(n): (lambda m, n=n: build_entry(m, n)) for n in missing}
+        compiled, _ = cache.compile_kernels(builders, 2)
+        if compiled is None:
+            return
+        for n in missing:
+            addr = compiled.addresses.get(entry_name(n))
+            if addr:
+                _entries[n] = (addr, compiled)
+
+
+def bind(kernel: int, n: int, name: str) -> object | None:
+    """The fast entry (a builtin) of the kernel at address ``kernel`` taking ``n`` arrays,
+    None if there is none; ``ENTRIES`` keeps it by the kernel's address."""
+    fast = ENTRIES.get(kernel)
+    if fast is not None:
+        return fast
+    prepare({n})
+    found = _entries.get(n)
+    if found is None:
+        return None
+    words = np.array([kernel, id(np.ndarray)], dtype=np.int64)  # the builtin's self keeps it
+    fast = ENTRIES[kernel] = make_builtin_on(found[0], entry_name(n), words)
+    return fast
 
 
 class _MethodDef(ctypes.Structure):
@@ -173,13 +229,6 @@ _method_defs: list[_MethodDef] = []  # a builtin points at its PyMethodDef: keep
 
 
 ENTRIES: dict[int, object] = {}  # kernel address -> its fast entry (a builtin)
-
-
-def make_builtin(address: int, name: str) -> object:
-    """A Python builtin calling the fast entry at ``address`` (bound to ``numpy.ndarray``)."""
-    md = _MethodDef(name.encode(), address, METH_FASTCALL, None)
-    _method_defs.append(md)
-    return _new_builtin(ctypes.addressof(md), np.ndarray, None)
 
 
 _shared_defs: dict[int, _MethodDef] = {}  # one PyMethodDef per address, kept alive
