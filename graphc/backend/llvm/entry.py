@@ -193,7 +193,7 @@ def prepare(arities: set[int]) -> None:
         if not missing or not available():
             return
         builders = {entry_name(n): (lambda m, n=n: build_entry(m, n)) for n in missing}
-        compiled, _ = cache.compile_kernels(builders, 2)
+        compiled, _ = cache.compile_kernels(builders, 0)  # optnone code: O0 costs ~half
         if compiled is None:
             return
         for n in missing:
