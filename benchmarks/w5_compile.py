@@ -13,9 +13,10 @@ The children keep compiled bytecode in a throw-away ``PYTHONPYCACHEPREFIX`` (fil
 one run first), as an installed package has it; ``--no-bytecode`` runs them as the
 environment says (with ``PYTHONDONTWRITEBYTECODE=1`` every process compiles graphc's
 sources again, ~20 ms of a warm compile). CPU times (this process, all threads) are
-shown too: on a loaded machine they vary less than wall times. A new process's first
-full garbage collection (~15 ms) tends to fall inside ``graphc.function``; its time is
-shown on its own line.
+shown too: on a loaded machine they vary less than wall times. ``graphc.function`` keeps
+the garbage collector off while it rewrites and compiles, so a new process's first full
+collection (~15 ms over everything imported) comes after it, in the caller's code; the
+line on full GC passes shows what still falls inside.
 
     python benchmarks/w5_compile.py [--runs 3] [--no-bytecode]
 """
