@@ -40,7 +40,7 @@ class SharedVariable(Variable):
     def set_value(self, value: Any, borrow: bool = False) -> None:
         """Replace the value; it must keep the dtype and fit the static shape."""
         arr = np.asarray(value)
-        if arr.dtype.name != self.dtype:
+        if arr.dtype.name != self.dtype or not arr.dtype.isnative:
             if not np.can_cast(arr.dtype, self.dtype, "same_kind"):
                 raise TypeError(
                     f"shared variable {self.name or ''!r}: cannot set a {arr.dtype} value on a "
@@ -77,6 +77,8 @@ def shared(
     arr = np.array(value, copy=not borrow) if isinstance(value, np.ndarray) else np.asarray(value)
     if arr.dtype == object:
         raise TypeError(f"graphc.shared: cannot store a {type(value).__name__}")
+    if not arr.dtype.isnative:  # a byte-swapped array: native code reads the native layout
+        arr = arr.astype(arr.dtype.newbyteorder("="))
     if not isinstance(value, np.ndarray | np.generic) and arr.dtype.kind == "f":
         from graphc.config import config
 

@@ -111,6 +111,10 @@ class TensorType:
                     f"allow_input_downcast=True to graphc.function."
                 )
             arr = arr.astype(self.dtype)
+        elif not arr.dtype.isnative:
+            # A byte-swapped array (e.g. '>f8' read from a file) has this dtype's name but
+            # not its layout: kernels and outputs use the native one.
+            arr = arr.astype(self.dtype)
         if not self.is_shape_compatible(arr.shape):
             raise ValueError(
                 f"input {name!r}: shape {arr.shape} does not match the static shape "

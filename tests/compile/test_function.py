@@ -187,3 +187,19 @@ def test_out_borrow_may_return_shared_storage() -> None:
     assert f() is w.get_value(borrow=True)
     g = graphc.function([], w, mode="PY")
     assert g() is not w.get_value(borrow=True)
+
+
+@pytest.mark.parametrize("mode", ["PY", "FAST_RUN"])
+def test_byte_swapped_inputs_become_native_arrays(mode: str) -> None:
+    # '>f8' has the name float64 but not its layout: outputs must have the declared dtype.
+    d, idx = T.dmatrix("d"), T.lvector("idx")
+    fn = graphc.function([d, idx], [d[idx], d[:, 0], d * 2.0], mode=mode)
+    value = np.arange(6.0).reshape(3, 2).astype(">f8")
+    outs = fn(value, np.array([2, 0], dtype=">i8"))
+    for got, want in zip(outs, [value[[2, 0]], value[:, 0], value * 2.0]):
+        assert got.dtype == np.dtype("float64") and got.dtype.isnative
+        np.testing.assert_array_equal(got, want)
+    s = graphc.shared(np.ones(3, dtype=">f8"))
+    assert s.get_value().dtype.isnative
+    s.set_value(np.zeros(3, dtype=">f8"))
+    assert s.get_value().dtype.isnative
