@@ -32,7 +32,6 @@ import marshal
 import os
 import pickle
 import sys
-import tempfile
 import threading
 import types
 from collections.abc import Sequence
@@ -403,23 +402,10 @@ def store(ctx: Context, fgraph: FunctionGraph, lines: list[str]) -> Path | None:
     except Uncacheable as exc:
         log.info("graphc rewrite cache: not storing (%s)", exc)
         return None
-    path = d / f"{ctx.key}{SUFFIX}"
-    tmp = None
-    try:
-        d.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=d)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:  # read-only or full disk: compiling still works, uncached
-        log.warning("graphc rewrite cache: cannot write %s (%s)", path, exc)
-        if tmp is not None:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        return None
-    from graphc.backend.llvm.cache import prune
+    from graphc.backend.llvm.cache import prune, write_atomically
 
+    path = d / f"{ctx.key}{SUFFIX}"
+    if not write_atomically(path, data, "rewrite cache"):
+        return None
     prune(d, suffix=SUFFIX)
     return path

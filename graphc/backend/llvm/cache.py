@@ -219,23 +219,32 @@ def store(entry: Entry, sub: str = "") -> Path | None:
     path = entry_path(entry.key, sub)
     if path is None:
         return None
+    if not write_atomically(path, encode(entry), "compile cache"):
+        return None
+    prune(path.parent)
+    return path
+
+
+def write_atomically(path: Path, data: bytes, what: str) -> bool:
+    """Write ``data`` to ``path`` through a temporary file and ``os.replace``, so a reader in
+    another process sees the old file or the new one, never half of one. A read-only or
+    full disk is logged (compiling still works, uncached): False then."""
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=SUFFIX, dir=path.parent)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
         with os.fdopen(fd, "wb") as f:
-            f.write(encode(entry))
+            f.write(data)
         os.replace(tmp, path)
-        prune(path.parent)
-        return path
-    except OSError as exc:  # read-only or full disk: compiling still works, just uncached
-        log.warning("graphc compile cache: cannot write %s (%s)", path, exc)
+        return True
+    except OSError as exc:
+        log.warning("graphc %s: cannot write %s (%s)", what, path, exc)
         if tmp is not None:
             try:
                 os.unlink(tmp)
             except OSError:
                 pass
-        return None
+        return False
 
 
 def prune(directory: Path, max_bytes: int | None = None, suffix: str = SUFFIX) -> int:
@@ -457,13 +466,7 @@ def _write_index(name: str, opt: int, part_key: str) -> None:
     path = _index_path(name, opt)
     if path is None:
         return
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".idx", dir=path.parent)
-        with os.fdopen(fd, "w") as f:
-            f.write(part_key)
-        os.replace(tmp, path)
-    except OSError:
-        pass
+    write_atomically(path, part_key.encode(), "compile cache index")
 
 
 def compile_threads() -> int:
