@@ -64,7 +64,7 @@ def register_lowering(*op_types: type) -> Callable[[LoweringFn], LoweringFn]:
     return deco
 
 
-_MODULES = ("blas", "reduce_kernels", "nnet_kernels", "index_kernels", "random_kernels")
+_MODULES = ("blas", "reduce_kernels", "nnet_kernels", "index_kernels", "random_kernels", "shape_kernels")
 _loaded = False
 
 
