@@ -121,6 +121,13 @@ def build_update(module: ir.Module, name: str, dtype: str, idtype: str, xnd: int
     b.ret(b.load(status, typ=I32))
 
 
+def _lower_adv(node: Apply) -> NativeNode | None:
+    # Imported here: that module imports this one.
+    from graphc.backend.llvm.index_adv_kernels import lower_adv
+
+    return lower_adv(node)
+
+
 def _ok_dtypes(dtype: str, idtype: str) -> bool:
     return dtype in NATIVE_DTYPES and idtype in NATIVE_DTYPES and idtype != "bool" and not is_float(idtype)
 
@@ -128,7 +135,7 @@ def _ok_dtypes(dtype: str, idtype: str) -> bool:
 @register_lowering(Subtensor)
 def lower_take(node: Apply) -> NativeNode | None:
     if node.op.idx_list != _FORM:
-        return None
+        return _lower_adv(node)
     x, idx = node.inputs
     if x.ndim < 1 or not _ok_dtypes(x.dtype, idx.dtype):
         return None
@@ -153,7 +160,7 @@ def lower_take(node: Apply) -> NativeNode | None:
 @register_lowering(IncSubtensor)
 def lower_update(node: Apply) -> NativeNode | None:
     if node.op.idx_list != _FORM:
-        return None
+        return _lower_adv(node)
     x, y, idx = node.inputs
     if x.ndim < 1 or y.dtype != x.dtype or not _ok_dtypes(x.dtype, idx.dtype):
         return None
