@@ -30,6 +30,7 @@ from graphc.rewrite import (  # noqa: E402  (registration order matters)
     merge,
     specialize,
     stabilize,
+    tensordot,
 )
 from graphc.rewrite.fused import Fused  # noqa: E402
 from graphc.rewrite.gemm import Gemm  # noqa: E402
