@@ -431,6 +431,7 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
         # Kernels a shared fast entry can call (graphc.backend.llvm.entry), with their arity.
         arity = {n: fast.kernel_arrays(module, n) for n in here} if fast.available() else {}
         part_entries = [f"{n}:{k}" for n, k in arity.items() if k is not None]
+        fast.prepare_soon({k for k in arity.values() if k is not None})
         if here:
             modules.append(module)
         groups.append((here, failed, part_entries))
@@ -482,10 +483,11 @@ def compile_threads() -> int:
     return max(1, min(cpus, 4))
 
 
-# Rough relative compile cost of a kernel, by its name's family (measured on the W3 step:
-# elementwise kernels ~30 ms each through passes and code generation, BLAS calls ~15).
-_WEIGHTS = (("gck_", 3.0), ("gcred", 2.5), ("gcsoftmax", 2.5), ("gcblas", 1.5))
-MIN_PART_WEIGHT = 6.0  # a part costs ~3 ms of fixed overhead: not worth it for one small kernel
+# Rough relative compile cost of a kernel, by its name's family, in units of ~10 ms through
+# passes and code generation (measured one by one on the W3 step's kernels).
+_WEIGHTS = (("gcblas_gemm", 4.0), ("gcxent", 3.8), ("gcred", 2.8), ("gcsoftmax", 2.8),
+            ("gcblas", 2.2), ("gck_", 1.7))
+MIN_PART_WEIGHT = 3.5  # a part costs ~3 ms of fixed overhead: not worth it for one small kernel
 
 
 def partition(names: list[str], parts: int) -> list[list[str]]:

@@ -202,6 +202,21 @@ def prepare(arities: set[int]) -> None:
                 _entries[n] = (addr, compiled)
 
 
+def prepare_soon(arities: set[int]) -> None:
+    """``prepare(arities)`` in a background thread (when some are missing), so the entries
+    compile while a function's kernels do; ``prepare`` and ``bind`` wait for it (the lock)."""
+    if all(n in _entries for n in arities) or not available():
+        return
+
+    def work() -> None:
+        try:
+            prepare(arities)
+        except Exception:  # noqa: BLE001 - bind() prepares again and falls back to ctypes
+            pass
+
+    threading.Thread(target=work, name="graphc-entries", daemon=True).start()
+
+
 def bind(kernel: int, n: int, name: str) -> object | None:
     """The fast entry (a builtin) of the kernel at address ``kernel`` taking ``n`` arrays,
     None if there is none; ``ENTRIES`` keeps it by the kernel's address."""

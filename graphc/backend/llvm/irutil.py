@@ -181,3 +181,17 @@ def cast(b: ir.IRBuilder, v: ir.Value, frm: str, to: str) -> ir.Value:
     if bits(to) < bits(frm):
         return b.trunc(v, dst)
     return b.zext(v, dst) if is_unsigned(frm) else b.sext(v, dst)
+
+
+_callee_classes: dict[type, type] = {}
+
+
+def as_callee(value: ir.Value, fnty: ir.FunctionType) -> ir.Value:
+    """``value`` (a pointer) made callable by ``IRBuilder.call`` as a function of type
+    ``fnty``: llvmlite calls any value that has a ``function_type`` (an indirect call)."""
+    cls = type(value)
+    if cls not in _callee_classes:
+        _callee_classes[cls] = type("Callee", (cls,), {"function_type": property(lambda self: self.fnty)})
+    value.__class__ = _callee_classes[cls]
+    value.fnty = fnty  # type: ignore[attr-defined]
+    return value

@@ -11,10 +11,12 @@ The math lives in one internal function per kernel (``<name>.body``: a loop over
 unit-stride pointers that LLVM vectorizes), called by two paths: when every
 array is C-contiguous with the output's shape (inputs that are statically one
 element are loaded once), once over the flat range [start, stop) so threads can
-share it; otherwise from nested loops over the output's dimensions with
-per-array element strides (0 along broadcast dimensions), once per block of the
-innermost dimension, operands that are not unit-stride being first copied into
-small buffers (as NumPy's buffered iteration), so the math still runs on vectors. Returns 0, 1 when an
+share it; otherwise through the process-wide strided driver
+(graphc.backend.llvm.strided_driver), which walks the output's dimensions with
+per-array strides (0 along broadcast dimensions) and calls the body, through the
+kernel's ``<name>.strided`` thunk, once per block of the innermost dimension,
+operands that are not unit-stride being first copied into small buffers (as
+NumPy's buffered iteration), so the math still runs on vectors. Returns 0, 1 when an
 op reported an error (the executor then re-runs the reference to raise it), 2
 for unaligned data, 3 when asked for part of a strided run.
 """
@@ -27,6 +29,7 @@ import hashlib
 import numpy as np
 from llvmlite import ir
 
+from graphc.backend.llvm import strided_driver
 from graphc.backend.llvm.expr import ScalarDAG, SNode, topo_order
 from graphc.backend.llvm.irutil import I8, I32, I64, NATIVE_DTYPES, PTR, const, mem_type
 from graphc.backend.llvm.jit import BODY_SUFFIX
@@ -36,7 +39,7 @@ from graphc.backend.llvm.scalar import Ctx, Unsupported, check_apply, lower_appl
 OFF_DATA, OFF_DIMS, OFF_STRIDES, OFF_FLAGS = 16, 32, 40, 64
 NPY_C_CONTIGUOUS, NPY_ALIGNED = 0x0001, 0x0100
 STATUS_OK, STATUS_ERROR, STATUS_UNALIGNED, STATUS_NOT_CONTIGUOUS = 0, 1, 2, 3
-BLOCK = 256  # elements per buffered block of the strided path's innermost loop
+THUNK_SUFFIX = ".strided"
 
 
 def pyarray_layout_ok() -> bool:
@@ -162,59 +165,16 @@ def _build_body(module: ir.Module, name: str, dag: ScalarDAG, in_dtypes: list[st
     return fn
 
 
-_COPY = "gc.strided_copy"
-
-
-def _copy_helper(module: ir.Module) -> ir.Function:
-    """``void copy(ptr dst, ptr src, i64 n, i64 dst_stride, i64 src_stride, i64 size)``:
-    ``n`` elements of ``size`` bytes (1, 2, 4 or 8) between byte-strided places.
-
-    One per module, shared by the strided paths of its kernels for their block copies
-    (they were a loop per operand per kernel: ~10% of the compile time); a broadcast
-    value filling a buffer is one load and a vectorized fill (a (256, 1) column times a
-    (256, 512) matrix: ~115 -> ~72 us)."""
-    fn = module.globals.get(_COPY)
-    if fn is not None:
-        return fn
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, PTR, I64, I64, I64, I64]), name=_COPY)
+def _build_thunk(module: ir.Module, name: str, body_fn: ir.Function, nargs: int) -> ir.Function:
+    """``i32 thunk(i64 lo, i64 hi, ptr ptrs)``: the body on ``ptrs[0..nargs)``, the form in
+    which the shared strided driver (graphc.backend.llvm.strided_driver) calls every kernel."""
+    fn = ir.Function(module, ir.FunctionType(I32, [I64, I64, PTR]), name=name)
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
-    dst, src, n, dst_st, src_st, size = fn.args
+    lo, hi, ptrs = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    done = fn.append_basic_block("done")
-    cases = []
-    for width in (1, 2, 4, 8):
-        blk = fn.append_basic_block(f"w{width}")
-        cases.append((width, blk))
-    sw = b.switch(size, done)
-    for width, blk in cases:
-        sw.add_case(ir.Constant(I64, width), blk)
-        b.position_at_end(blk)
-        ty = ir.IntType(8 * width)
-        fill = fn.append_basic_block(f"fill{width}")
-        general = fn.append_basic_block(f"general{width}")
-        # A broadcast value into a buffer (the common case): one load, a vectorizable fill.
-        b.cbranch(b.and_(b.icmp_signed("==", src_st, ir.Constant(I64, 0)),
-                         b.icmp_signed("==", dst_st, ir.Constant(I64, width))), fill, general)
-        b.position_at_end(fill)
-        value = b.load(src, typ=ty)
-
-        def put(i: ir.Value, ty: ir.Type = ty, value: ir.Value = value) -> None:
-            b.store(value, b.gep(dst, [i], source_etype=ty))
-
-        _loop(b, n, put, start=ir.Constant(I64, 0))
-        b.branch(done)
-        b.position_at_end(general)
-
-        def move(i: ir.Value, ty: ir.Type = ty) -> None:
-            v = b.load(b.gep(src, [b.mul(i, src_st)], source_etype=I8), typ=ty)
-            b.store(v, b.gep(dst, [b.mul(i, dst_st)], source_etype=I8))
-
-        _loop(b, n, move, start=ir.Constant(I64, 0))
-        b.branch(done)
-    b.position_at_end(done)
-    b.ret_void()
+    args = [b.load(b.gep(ptrs, [ir.Constant(I64, k)], source_etype=PTR), typ=PTR) for k in range(nargs)]
+    b.ret(b.call(body_fn, [lo, hi, *args]))
     return fn
 
 
@@ -232,7 +192,7 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     dtypes = in_dtypes + out_dtypes
     scalar_in = [s for _, s in dag.inputs]
     body_fn = _build_body(module, name + BODY_SUFFIX, dag, in_dtypes, out_dtypes, scalar_in)
-    copy_fn = _copy_helper(module)
+    strided_driver.prefetch()
     fn = ir.Function(module, ir.FunctionType(I32, [I64, I64] + [PTR] * (nin + nout)), name=name)
     fn.attributes.add("nounwind")
     start, stop = fn.args[:2]
@@ -244,9 +204,6 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     def call_body(lo: ir.Value, hi: ir.Value, ptrs: list[ir.Value]) -> None:
         rc = b.call(body_fn, [lo, hi, *ptrs])
         b.store(b.or_(b.load(status, typ=I32), rc), status)
-
-    # Block buffers of the strided path (in the entry block, so they are plain stack slots).
-    tmp = [b.bitcast(b.alloca(mem_type(d), size=BLOCK, name=f"buf{k}"), PTR) for k, d in enumerate(dtypes)]
 
     flags = [_field(b, a, OFF_FLAGS, I32) for a in arrays]
     aligned = ir.Constant(ir.IntType(1), 1)
@@ -299,73 +256,18 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     b.position_at_end(refuse)
     b.ret(ir.Constant(I32, STATUS_NOT_CONTIGUOUS))
     b.position_at_end(whole)
-    strides_p = [_field(b, a, OFF_STRIDES, PTR) for a in arrays]
-    estrides: list[list[ir.Value]] = []
-    for k in range(len(arrays)):
-        shift = ir.Constant(I64, int(np.log2(np.dtype(dtypes[k]).itemsize)))
-        row = []
-        for d in range(ndim):
-            dk = b.load(b.gep(dims[k], [ir.Constant(I64, d)], source_etype=I64), typ=I64)
-            sk = b.load(b.gep(strides_p[k], [ir.Constant(I64, d)], source_etype=I64), typ=I64)
-            row.append(b.select(b.icmp_signed("==", dk, ir.Constant(I64, 1)), ir.Constant(I64, 0),
-                                b.ashr(sk, shift)))
-        estrides.append(row)
-
-    def row(offs: list[ir.Value]) -> None:
-        """The innermost dimension in blocks of BLOCK: operands that are not unit-stride
-        (broadcast: stride 0, or transposed) are first copied into small buffers, so the
-        body doing the math always reads unit-stride pointers and vectorizes."""
-        length = shape[ndim - 1]
-        nblocks = b.udiv(b.add(length, ir.Constant(I64, BLOCK - 1)), ir.Constant(I64, BLOCK))
-
-        def block(bi: ir.Value) -> None:
-            first = b.mul(bi, ir.Constant(I64, BLOCK))
-            left = b.sub(length, first)
-            m = b.select(b.icmp_signed("<", left, ir.Constant(I64, BLOCK)), left, ir.Constant(I64, BLOCK))
-            ptrs: list[ir.Value] = []
-            scatter = []
-            for k in range(len(arrays)):
-                if k < nin and scalar_in[k]:
-                    ptrs.append(data[k])  # the body reads its element 0
-                    continue
-                st = estrides[k][ndim - 1]
-                base = b.add(offs[k], b.mul(first, st))
-                unit = b.icmp_signed("==", st, ir.Constant(I64, 1))
-                mt = mem_type(dtypes[k])
-                if k < nin:
-                    with b.if_then(b.not_(unit)):
-                        size = ir.Constant(I64, np.dtype(dtypes[k]).itemsize)
-                        b.call(copy_fn, [tmp[k], b.gep(data[k], [base], source_etype=mt), m, size,
-                                         b.mul(st, size), size])
-                else:
-                    scatter.append((k, base, st, unit, mt))
-                ptrs.append(b.select(unit, b.gep(data[k], [base], source_etype=mt), tmp[k]))
-
-            call_body(ir.Constant(I64, 0), m, ptrs)
-            for k, base, st, unit, mt in scatter:
-                with b.if_then(b.not_(unit)):
-                    size = ir.Constant(I64, np.dtype(dtypes[k]).itemsize)
-                    b.call(copy_fn, [b.gep(data[k], [base], source_etype=mt), tmp[k], m,
-                                     b.mul(st, size), size, size])
-
-        _loop(b, nblocks, block)
-
-    def nest(d: int, offs: list[ir.Value]) -> None:
-        if d == ndim:  # rank 0 (never strided, but the path must exist)
-            call_body(ir.Constant(I64, 0), ir.Constant(I64, 1),
-                      [b.gep(data[k], [offs[k]], source_etype=mem_type(dtypes[k]))
-                       for k in range(len(arrays))])
-            return
-        if d == ndim - 1:
-            row(offs)
-            return
-
-        def body(j: ir.Value) -> None:
-            nest(d + 1, [b.add(o, b.mul(j, estrides[k][d])) for k, o in enumerate(offs)])
-
-        _loop(b, shape[d], body)
-
-    nest(0, [ir.Constant(I64, 0)] * len(arrays))
+    thunk = _build_thunk(module, name + THUNK_SUFFIX, body_fn, len(arrays))
+    table = b.alloca(PTR, size=len(arrays), name="arrays")
+    for k, a in enumerate(arrays):
+        b.store(a, b.gep(table, [ir.Constant(I64, k)], source_etype=PTR))
+    meta = ir.GlobalVariable(module, ir.ArrayType(I64, len(arrays)), name=name + ".meta")
+    meta.linkage, meta.global_constant = "internal", True
+    meta.initializer = ir.Constant(ir.ArrayType(I64, len(arrays)), [
+        np.dtype(d).itemsize | (strided_driver.SCALAR_FLAG if k < nin and scalar_in[k] else 0)
+        for k, d in enumerate(dtypes)])
+    rc = b.call(strided_driver.declare(module), [thunk, table, ir.Constant(I64, len(arrays)),
+                                                 ir.Constant(I64, nin), meta, ir.Constant(I64, ndim)])
+    b.store(b.or_(b.load(status, typ=I32), rc), status)
     b.branch(done)
 
     b.position_at_end(done)
