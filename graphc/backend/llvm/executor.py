@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import cache, gates, jit
+from graphc.backend.llvm import cache, gates, jit, parallel
 from graphc.backend.llvm.entry import ENTRIES
 from graphc.backend.llvm.expr import ScalarDAG, dag_for_node
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
@@ -109,7 +109,13 @@ os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _run_split(cfunc: Callable[..., int], size: int, args: list[Any], threads: int) -> int:
-    """Run the contiguous kernel on ``threads`` slices of [0, size); nonzero if any refused."""
+    """Run the contiguous kernel on ``threads`` slices of [0, size); nonzero if any refused.
+
+    Through the native pool (graphc.backend.llvm.parallel: a round trip of a few us) when
+    it runs here and the kernel is a native one; else through a Python thread pool."""
+    par = parallel.splitter(cfunc, threads)
+    if par is not None:
+        return par(size, threads, *args)
     global _pool
     if _pool is None:
         with _cache_lock:

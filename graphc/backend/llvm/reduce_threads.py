@@ -25,8 +25,11 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import numpy as np
+
+from graphc.backend.llvm import parallel
 
 #: Reductions over fewer elements run on one thread (tests lower it).
 THREAD_MIN_ELEMENTS = 1 << 20
@@ -59,7 +62,15 @@ def thread_count() -> int:
 
 
 def _submit_all(calls: Sequence[Callable[[], int]]) -> int:
-    """Run ``calls`` (the first on this thread); OR of their statuses."""
+    """Run ``calls`` (the first on this thread); OR of their statuses. Calls of one kernel
+    (``partial(cfunc, 0, 0, *arrays)``) go through the native pool when it runs here
+    (graphc.backend.llvm.parallel: a round trip of a few us), else a Python thread pool."""
+    first = calls[0]
+    if type(first) is partial and all(type(c) is partial and c.func is first.func and not c.keywords
+                                      for c in calls):
+        par = parallel.each(first.func, len(calls))
+        if par is not None:
+            return par(len(calls), *[a for c in calls for a in c.args[2:]])
     global _pool, _pool_size
     workers = len(calls) - 1
     if _pool is None or _pool_size < workers:
@@ -127,7 +138,7 @@ class Splitter:
                     out: np.ndarray) -> int:
         d = self.kept[0]
         views = _slicer(arrays, shape, d)
-        calls = [lambda lo=lo, hi=hi: cfunc(0, 0, *views(lo, hi), out[lo:hi])
+        calls = [partial(cfunc, 0, 0, *views(lo, hi), out[lo:hi])
                  for lo, hi in _bounds(shape[d], self.threads)]
         return _submit_all(calls)
 
@@ -136,8 +147,7 @@ class Splitter:
         views = _slicer(arrays, shape, d)
         bounds = _bounds(shape[d], self.threads)
         parts = [np.empty(out.shape, out.dtype) for _ in bounds]
-        calls = [lambda lo=lo, hi=hi, p=p: cfunc(0, 0, *views(lo, hi), p)
-                 for (lo, hi), p in zip(bounds, parts)]
+        calls = [partial(cfunc, 0, 0, *views(lo, hi), p) for (lo, hi), p in zip(bounds, parts)]
         rc = _submit_all(calls)
         if rc:
             return rc
