@@ -510,7 +510,7 @@ def lower_adv(node: Apply) -> NativeNode | None:
     ins = node.inputs
     if not all(_ok_dtypes(x.dtype, ins[p].dtype) for p in lay.arrays + lay.syms):
         return None
-    if any(ins[p].dtype[0] not in "iu" for _, parts in lay.slices for p in parts if isinstance(p, tuple)):
+    if any(ins[p[1]].dtype[0] not in "iu" for _, parts in lay.slices for p in parts if isinstance(p, tuple)):
         return None
     mode = "take" if take else ("set" if op.set_instead_of_inc else "inc")
     spec = Spec(mode, x.dtype, x.ndim, 0 if take else node.inputs[1].ndim, lay,
