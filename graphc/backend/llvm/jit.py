@@ -261,17 +261,19 @@ def build_object(text: str, opt: int = 3, unlocked: bool = False) -> tuple[bytes
     return obj, str(mod)
 
 
-def build_objects(texts: list[str], opt: int = 3) -> list[tuple[bytes, str]]:
-    """``build_object`` of each module text, in parallel threads (one per text): the
-    compile time of a function's kernels is LLVM's, and this divides it by the cores."""
+def build_objects(texts: list[str], opt: int | list[int] = 3) -> list[tuple[bytes, str]]:
+    """``build_object`` of each module text (at ``opt``, or ``opt[k]`` for text k), in
+    parallel threads (one per text): the compile time of a function's kernels is LLVM's,
+    and this divides it by the cores."""
+    opts = opt if isinstance(opt, list) else [opt] * len(texts)
     if len(texts) <= 1 or _unlocked("LLVMPY_RunNewModulePassManager") is None:
-        return [build_object(t, opt) for t in texts]
+        return [build_object(t, o) for t, o in zip(texts, opts)]
     results: list[tuple[bytes, str] | None] = [None] * len(texts)
     errors: list[BaseException] = []
 
     def work(k: int) -> None:
         try:
-            results[k] = build_object(texts[k], opt, unlocked=True)
+            results[k] = build_object(texts[k], opts[k], unlocked=True)
         except BaseException as exc:  # noqa: BLE001 - re-raised in the calling thread
             errors.append(exc)
 
@@ -349,7 +351,8 @@ def load_object(obj: bytes, names: list[str]) -> tuple[object, dict[str, int]]:
 PART_MARK = "\n; ---- graphc: next part (a module of its own) ----\n"
 
 
-def compile_module(module: ir.Module | list[ir.Module], names: list[str], opt: int = 3) -> CompiledModule:
+def compile_module(module: ir.Module | list[ir.Module], names: list[str],
+                   opt: int | list[int] = 3) -> CompiledModule:
     """Verify, optimize at ``opt``, JIT-compile ``module`` (or several modules, compiled in
     parallel and loaded into an engine each); return addresses of ``names``.
 
