@@ -342,10 +342,10 @@ class Function:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         plan = self._plan
         if plan is not None and not kwargs and not _cfg.nan_guard:
-            rc = plan.run(*args)
-            if rc == 0:
-                return plan.take()
-            return self._plan_missed(plan, rc, args)
+            result = plan.call(args)
+            if type(result) is not int:
+                return result
+            return self._plan_missed(plan, result, args)
         if self._record_in >= 0 and not _cfg.nan_guard:
             if self._record_in:
                 self._record_in -= 1
@@ -406,14 +406,14 @@ class Function:
             # Another thread runs this plan, writing shared values in place: wait for it (a
             # per-node call now could read a value half written).
             rc = plan.wait_and_run(args)
-            if rc == 0:
-                return plan.take()
+            if type(rc) is not int:
+                return rc
         record = False
         if rc == REPAIR:
             if plan.repair():
-                rc = plan.run(*args)
-                if rc == 0:
-                    return plan.take()
+                rc = plan.call(args)
+                if type(rc) is not int:
+                    return rc
             else:  # a shared value of another shape or layout: plan for it
                 record = self._plan_builds < _MAX_PLAN_BUILDS
         if rc == MISS and self._plan_builds < _MAX_PLAN_BUILDS and self._plannable(args):
@@ -441,22 +441,21 @@ class Function:
         from graphc.backend.llvm.plan import NoPlan, build_plan
 
         self._plan_builds += 1
-        # A plan saves ~1 us of Python per kernel call (plus ~3 us per call) but returns
-        # copies of its outputs (its buffers are reused): copying ~32 KB costs ~1 us, so a
-        # few kernels writing large outputs (W1's one 4 MB kernel: +0.3 ms, a bias+relu of
-        # (256, 512): 20 -> 33 us) run faster on the per-node path, which writes the kernels'
-        # results straight into new arrays.
-        copied = sum(o.nbytes for o in outputs)
-        if copied > _PLAN_COPY_BYTES_PER_US * (_PLAN_SAVED_US + len(calls)):
-            self._plan_why = f"outputs of {copied} bytes: copying them costs more than a plan saves"
-            self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
-            return
         try:
             plan = build_plan(self._program, self._n_in, self._containers, self._plan_updates,
                               self.n_outputs, self.single, vals, calls,
                               floats_ok=self.allow_input_downcast is not False)
         except NoPlan as exc:  # a plan for other shapes stays
             self._plan_why = str(exc)
+            if exc.shapes:  # e.g. kernels split across threads: the same shapes would again
+                self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
+            return
+        # Kernels write a plan's outputs straight into new arrays; what it still copies (views
+        # of values, an output returned twice) costs ~1 us per ~32 KB against ~1 us saved per
+        # kernel call (+4 per call): above that the per-node path is faster.
+        if plan.copied > _PLAN_COPY_BYTES_PER_US * (_PLAN_SAVED_US + len(calls)):
+            self._plan_why = f"outputs of {plan.copied} bytes copied: it costs more than a plan saves"
+            self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
             return
         plan.repair()  # the updates just stored become the shared slots' values
         self._plan = plan

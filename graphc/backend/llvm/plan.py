@@ -62,6 +62,7 @@ from graphc.backend.llvm.plan_interp import (  # noqa: F401 -- re-exported
     MISS,
     NPY_ALIGNED,
     NPY_C_CONTIGUOUS,
+    NPY_WRITEABLE,
     OK,
     REPAIR,
     interpreter,
@@ -73,6 +74,8 @@ SHAPE_ONLY_OPS = frozenset({"ReducedSize", "Shape"})  # outputs depend on input 
 
 class NoPlan(Exception):
     """This graph or this call cannot run as a plan (the per-node path stays)."""
+
+    shapes = False  # true: no call with these argument shapes can (it need not be recorded again)
 
 
 # -- building a plan from a recorded call ------------------------------------------------------
@@ -89,21 +92,24 @@ class Plan:
         self.table, self.keep, self.run, self.outputs = table, keep, runner, outputs
         self.shared, self.guards, self.swaps, self.key = shared, guards, swaps, key
         self.flag = memoryview(table)
-        self.take: Any = None
+        self.call: Any = None  # call(args): outputs, or a status (see ``_caller``)
+        self.fresh: list[tuple] = []  # (shape, dtype) of each output written into a new array
+        self.copied = 0  # bytes of outputs copied after each run
         self.owned: dict[int, Any] = {}  # slot updated in place -> its container
         self.aliases = 0
 
-    def wait_and_run(self, args: tuple, timeout: float = 5.0) -> int:
-        """Run once the thread running this plan is done (BUSY if it takes too long)."""
+    def wait_and_run(self, args: tuple, timeout: float = 5.0) -> Any:
+        """``call(args)`` once the thread running this plan is done (BUSY if it takes too
+        long): the outputs, or the status of a run that did not succeed."""
         import time
 
         end = time.monotonic() + timeout
-        rc = BUSY
-        while rc == BUSY and time.monotonic() < end:
+        rc: Any = BUSY
+        while type(rc) is int and rc == BUSY and time.monotonic() < end:
             time.sleep(0)  # lets the other thread (which needs the GIL to finish) run
-            rc = self.run(*args)
-        if rc == REPAIR and self.repair():
-            rc = self.run(*args)
+            rc = self.call(args)
+        if type(rc) is int and rc == REPAIR and self.repair():
+            rc = self.call(args)
         return rc
 
     def repair(self) -> bool:
@@ -227,6 +233,12 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             views.append((outs[0], varying[0], _data(v) - _data(vals[varying[0]])))
         else:
             rec = by_node.get(node, [])
+            if len(rec) > 1:
+                # The per-node path splits this kernel across threads at these shapes (the
+                # executor's size threshold); a plan runs its steps in one thread.
+                exc = NoPlan(f"{node.op}: {len(rec)} kernel calls (split across threads)")
+                exc.shapes = True
+                raise exc
             if len(rec) != 1 or rec[0][1] != 0:
                 raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
             a, _ = rec[0]
@@ -255,6 +267,7 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
                                                 program.slot)
     for s_u in inplace:
         alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
+    fresh_slots, outputs = _output_sources(program, n_outputs, steps, views, upd_slot, res, vals)
     # -- the table --------------------------------------------------------------------------
     keep: dict[int, Any] = {}
     words: list[int] = [0] * HEADER
@@ -266,7 +279,8 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     words.extend([0] * (nslots + len(extra)))
     vals = list(vals) + extra
     for s in range(nslots + len(extra)):
-        if s not in arg_slots and s not in alias:  # arguments: written per call, never held
+        # Arguments and fresh outputs: written per call, never held.
+        if s not in arg_slots and s not in alias and s not in fresh_slots:
             keep[P(s)] = vals[s]
     for d, _, _ in views:
         # Rebinding changes an array's data pointer: only ever that of the plan's own object.
@@ -294,12 +308,18 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
             scalar_words[s] = len(words)
             keep[len(words)] = buf
             words.append(id(buf))
-    words[H_NARGS] = n_args
+    # The caller passes one new array per fresh output after the arguments: checked as they
+    # are (and writeable), then the kernels writing that output write into it.
+    words[H_NARGS] = n_args + len(fresh_slots)
     words[H_ARGS] = len(words)
     for s in arg_slots:
         a = vals[s]
         words += [P(s), id(np.ndarray), id(a.dtype), a.ndim, NPY_C_CONTIGUOUS | NPY_ALIGNED,
                   scalar_words.get(s, -1), a.dtype.itemsize, *a.shape]
+    for s in fresh_slots:
+        a = vals[s]
+        words += [P(s), id(np.ndarray), id(a.dtype), a.ndim,
+                  NPY_C_CONTIGUOUS | NPY_ALIGNED | NPY_WRITEABLE, -1, a.dtype.itemsize, *a.shape]
     shared = [(c, P(s)) for c, s in zip(containers, input_slots[n_args:])]
     words[H_NSHARED], words[H_SHARED] = len(shared), len(words)
     for c, s in shared:
@@ -320,17 +340,47 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     from graphc.backend.llvm.entry import make_builtin_on
 
     runner = make_builtin_on(addr, INTERP, table)
-    # Where each returned output is after a call: a plan buffer, or (an update value) the
-    # shared variable's container.
-    outputs: list[Any] = []
-    for s in program.output_slots[:n_outputs]:
-        outputs.append(("container", upd_slot[s][0]) if s in upd_slot else ("slot", P(s)))
+    resolved = [("slot", P(where)) if kind == "slot" else (kind, where) for kind, where in outputs]
     key = tuple((vals[s].shape, vals[s].dtype) for s in arg_slots)
-    plan = Plan(table, keep, runner, outputs, shared, guards, swaps, key)
+    plan = Plan(table, keep, runner, resolved, shared, guards, swaps, key)
     plan.owned = owned
     plan.aliases = len(alias)
-    plan.take = _taker(plan, outputs, single)
+    plan.fresh = [(vals[s].shape, vals[s].dtype) for s in fresh_slots]
+    plan.copied = sum(vals[s].nbytes for s, (kind, _) in zip(program.output_slots, outputs)
+                      if kind in ("slot", "again"))
+    plan.call = _caller(plan, single)
     return plan
+
+
+def _output_sources(program: Any, n_outputs: int, steps: list[tuple], views: list[tuple[int, int, int]],
+                    upd_slot: dict[int, Any], res: Any, vals: list[Any]) -> tuple[list[int], list[tuple]]:
+    """The slots written straight into new arrays each call, and per returned output where it
+    comes from: ``("fresh", j)`` the j-th new array; ``("again", j)`` a copy of it (the same
+    value returned twice); ``("container", c)`` a copy of an update's new value; ``("slot", s)``
+    a copy of a plan slot after the run (a view, an input, a shared value)."""
+    written = {program.slot[o] for st in steps for o in st[0].outputs}
+    held = {d for d, _, _ in views} | set(upd_slot) | set(program.input_slots)
+    root: dict[int, int] = {}  # a view -> the slot whose data it follows
+    for d, src, _ in views:
+        root[d] = root.get(res(src), res(src))
+    fresh: list[int] = []
+    outputs: list[tuple] = []
+    for s in program.output_slots[:n_outputs]:
+        r = res(s)
+        if s in upd_slot:
+            outputs.append(("container", upd_slot[s][0]))
+        elif r in fresh:
+            outputs.append(("again", fresh.index(r)))
+        elif r in written and r not in held and np.empty(0, vals[r].dtype).dtype is vals[r].dtype and not any(
+                type(v) is np.ndarray and res(k) != r and root.get(k) != r
+                and np.may_share_memory(v, vals[r]) for k, v in enumerate(vals)):
+            # Only a kernel's own buffer (sharing memory with no value but its views, rebound
+            # each call) and a dtype np.empty gives back (checked by identity).
+            fresh.append(r)
+            outputs.append(("fresh", len(fresh) - 1))
+        else:
+            outputs.append(("slot", s))
+    return fresh, outputs
 
 
 def _converted_constant(x: Any, constants: list[Any], vals: list[Any], extra: list[Any]) -> int:
@@ -433,19 +483,46 @@ def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
     return done, order + [st for k, st in enumerate(steps) if k in late], len(order)
 
 
-def _taker(plan: Plan, outputs: list[tuple[str, Any]], single: bool) -> Any:
-    """``take()``: copies of the outputs after a successful run, then the busy flag cleared
-    (until then no other thread's call can overwrite the buffers being copied)."""
-    names: dict[str, Any] = {"flag": plan.flag}
+def _caller(plan: Plan, single: bool) -> Any:
+    """``call(args)``: the outputs of a successful run, else the interpreter's status (an int).
+
+    New arrays for the fresh outputs are passed after the arguments (see ``_output_sources``);
+    as the per-node path does, an array the caller dropped is reused (two per output, so
+    ``y = f(x)`` in a loop reuses the one before last): fresh pages cost a page fault each.
+    Other outputs are copied before the busy flag is cleared (until then no other thread's
+    call can overwrite the buffers being copied)."""
+    names: dict[str, Any] = {"flag": plan.flag, "run": plan.run, "empty": np.empty,
+                             "getrefcount": sys.getrefcount}
+    lines = ["def call(args):"]
+    for j, (shape, dtype) in enumerate(plan.fresh):
+        names[f"p{j}"], names[f"s{j}"], names[f"d{j}"] = [], shape, dtype
+        lines += [f"    for f{j} in p{j}:",
+                  f"        if getrefcount(f{j}) == 3:  # the pool, f{j}, the argument",
+                  "            break",
+                  "    else:",
+                  f"        f{j} = empty(s{j}, d{j})",
+                  f"        p{j}.append(f{j})",
+                  f"        if len(p{j}) > 2:",
+                  f"            del p{j}[0]"]
+    lines.append(f"    rc = run(*args{''.join(f', f{j}' for j in range(len(plan.fresh)))})")
+    lines.append("    if rc:")
+    lines.append("        return rc")
     exprs = []
-    for k, (kind, where) in enumerate(outputs):
-        if kind == "slot":
-            names[f"o{k}"] = plan.keep[where]  # an intermediate: the same buffer every call
+    for k, (kind, where) in enumerate(plan.outputs):
+        if kind == "fresh":
+            exprs.append(f"f{where}")
+        elif kind == "again":
+            exprs.append(f"f{where}.copy()")
+        elif kind == "slot":
+            names[f"o{k}"] = plan.keep[where]  # the same object every call (views are rebound)
             exprs.append(f"o{k}.copy()")
         else:
             names[f"c{k}"] = where
             exprs.append(f"c{k}.value.copy()")
     result = exprs[0] if single else "[" + ", ".join(exprs) + "]"
-    src = f"def take():\n    try:\n        return {result}\n    finally:\n        flag[0] = 0\n"
-    exec(compile(src, "<graphc plan outputs>", "exec"), names)  # noqa: S102 -- our own text
-    return names["take"]
+    if all(kind == "fresh" for kind, _ in plan.outputs):
+        lines += ["    flag[0] = 0", f"    return {result}"]
+    else:
+        lines += ["    try:", f"        return {result}", "    finally:", "        flag[0] = 0"]
+    exec(compile("\n".join(lines) + "\n", "<graphc plan call>", "exec"), names)  # noqa: S102 -- our own text
+    return names["call"]
