@@ -365,3 +365,16 @@ def test_debug_mode_agrees() -> None:
     a = np.arange(6.0).reshape(2, 3)
     for g, w in zip(fn(a, np.int64(3)), graphc.function([x, n], outs, mode="PY")(a, np.int64(3))):
         _same(g, w)
+
+
+def test_float16_copies_natively_and_kernel_ir() -> None:
+    x, n = T.tensor("float16", shape=(None, None)), T.lscalar()
+    outs = [T.concatenate([x, x], 0), T.stack([x, x], 2), T.alloc(x[0], n, x.shape[1]),
+            T.eye(n, dtype="float16")]
+    fn, ref = _both([x, n], outs)
+    assert {Join, Stack, Alloc} <= set(_native_ops(fn)) and Eye in _python_ops(fn)  # a 1.0 of float16: no
+    a = np.random.default_rng(3).random((3, 4)).astype("float16")
+    for g, w in zip(fn(a, np.int64(3)), ref(a, np.int64(3))):
+        _same(g, w)
+    join = next(nd for nd in fn._program.native_nodes if isinstance(nd.op, Join))
+    assert "llvm.memcpy" in fn._program.llvm_ir(join)  # contiguous operands: one copy per block

@@ -27,7 +27,18 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import F64, I1, I8, I32, I64, PTR, intrinsic, is_float, mem_type
+from graphc.backend.llvm.irutil import (
+    F64,
+    I1,
+    I8,
+    I32,
+    I64,
+    NATIVE_DTYPES,
+    PTR,
+    intrinsic,
+    is_float,
+    mem_type,
+)
 from graphc.backend.llvm.kernel import NPY_C_CONTIGUOUS, OFF_FLAGS
 from graphc.backend.llvm.lowering import (
     Arr,
@@ -287,7 +298,7 @@ def build_eye(module: ir.Module, name: str, dtype: str) -> None:
 @register_lowering(Eye)
 def lower_eye(node: Apply) -> NativeNode | None:
     dtype = node.outputs[0].dtype
-    if _copy_dtype(dtype) is None or any(s.dtype != "int64" for s in node.inputs):
+    if dtype not in NATIVE_DTYPES or any(s.dtype != "int64" for s in node.inputs):
         return None
     name = kernel_id("gceye", dtype)
 
