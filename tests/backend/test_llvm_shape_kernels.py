@@ -126,11 +126,24 @@ def test_stack_wrong_shapes_and_scalars() -> None:
         ref(a, b)
     with pytest.raises(type(want.value)):
         fn(a, b)
-    # A vector of scalars (a shape) stays on the reference: plans compute it once.
+    # Scalars stack natively, but a shape vector stays on the reference: plans compute it
+    # once, and a reshape reading it stays a view.
     s, t = T.lscalar(), T.lscalar()
     fn = graphc.function([s, t], T.stack([s, t, s]), mode=NATIVE)
-    assert Stack in _python_ops(fn)
+    assert Stack in _native_ops(fn)
     _same(fn(np.int64(3), np.int64(4)), np.array([3, 4, 3]))
+    u, v = T.dscalar(), T.dscalar()
+    fn = graphc.function([u, v], T.stack([u * 2, v]), mode=NATIVE)
+    assert Stack in _native_ops(fn)
+    _same(fn(np.float64(3), np.float64(4)), np.array([6.0, 4.0]))
+    x = T.tensor("float32", shape=(None, None, 4))
+    fn = graphc.function([x], 2 * x.reshape((x.shape[0], -1)), mode=NATIVE)
+    assert Stack in _python_ops(fn)
+    a = np.ones((3, 2, 4), "float32")
+    for _ in range(3):
+        _same(fn(a), 2 * a.reshape(3, 8))
+    if entry.available() and plan.interpreter() is not None:
+        assert fn._plan is not None, fn._plan_why
 
 
 # -- Alloc ---------------------------------------------------------------------------------

@@ -13,9 +13,10 @@ path, which allocates anew) instead of writing the old shape. Every kernel also 
 the input dims it relies on, so native code never reads or writes out of bounds whatever
 buffers it is handed.
 
-``stack`` of 0-d tensors (a shape vector such as ``(x.shape[0], -1)``) stays on the
-reference: plans compute such nodes once, from the shapes their key fixes, and treat
-the result as a constant, which a reshape consuming it needs in order to stay a view.
+Integer Stack/Join nodes computed from shapes alone (a shape vector such as
+``(x.shape[0], -1)``) stay on the reference: plans compute such nodes once, from the
+shapes their key fixes, and treat the result as a constant, which a reshape consuming it
+needs in order to stay a view. A stack of other scalars (losses, say) runs natively.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from graphc.backend.llvm.lowering import (
 )
 from graphc.backend.llvm.reduce_kernels import _contiguous_strides
 from graphc.backend.reference import run_node
-from graphc.graph.basic import Apply
+from graphc.graph.basic import Apply, Constant, Variable
 from graphc.ops.shape import Alloc, ARange, Eye, Join, Stack
 
 Runner = Callable[[list[Any]], list[Any]]
@@ -152,11 +153,31 @@ def build_join(module: ir.Module, name: str, cdt: str, ndim: int, n: int, axis: 
     b.ret(ir.Constant(I32, 0))
 
 
+_SHAPE_OPS = ("Shape", "ReducedSize")  # outputs that depend on their inputs' shapes only
+
+
+def _from_shapes(v: Variable) -> bool:
+    """Whether ``v`` is computed from constants and shapes alone."""
+    seen: set[int] = set()
+    todo = [v]
+    while todo:
+        x = todo.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if x.owner is None:
+            if not isinstance(x, Constant):
+                return False
+        elif type(x.owner.op).__name__ not in _SHAPE_OPS:
+            todo.extend(x.owner.inputs)
+    return True
+
+
 def _lower_join(node: Apply, stack: bool) -> NativeNode | None:
     ts = node.inputs
     cdt = _copy_dtype(node.outputs[0].dtype)
     ndim, axis, n = ts[0].ndim, node.op.axis, len(ts)
-    if cdt is None or (stack and ndim == 0):
+    if cdt is None or (node.outputs[0].dtype[0] in "iu" and all(_from_shapes(t) for t in ts)):
         return None
     name = kernel_id("gcstack" if stack else "gcjoin", cdt, ndim, n, axis)
 
