@@ -5,6 +5,11 @@ graphc (one fused native kernel) against NumPy (plain, and with preallocated
 are medians of repeated calls in this process; ratios are NumPy's time over
 each contender's (above 1: faster than NumPy).
 
+graphc also runs as compiled with one thread (GRAPHC_THREADS=1) and with its
+threads started through a Python thread pool instead of the native one
+(graphc.backend.llvm.parallel); these three are timed in alternating blocks,
+so load from other processes hits them alike.
+
     python benchmarks/w1_elemwise.py [--sizes 1e6,1e7] [--repeat 15]
 """
 
@@ -47,17 +52,61 @@ def numpy_out(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Callable[[], objec
     return run
 
 
-def graphc_fn(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> tuple[Callable[[], object], float]:
+def in_blocks(fns: dict[str, Callable[[], object]], repeat: int, block: int = 3) -> dict[str, float]:
+    """Median time of each function, the functions taking turns in blocks of ``block`` calls."""
+    for f in fns.values():
+        f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    while min(len(t) for t in times.values()) < repeat:
+        for name, f in fns.items():
+            for _ in range(block):
+                t0 = time.perf_counter()
+                f()
+                times[name].append(time.perf_counter() - t0)
+    return {k: float(np.median(v)) for k, v in times.items()}
+
+
+def graphc_fn(x: np.ndarray, y: np.ndarray, z: np.ndarray,
+              threads: str | None = None) -> tuple[Callable[[], object], float]:
+    """The graphc function (compiled with GRAPHC_THREADS=``threads`` when given) and its
+    compile time."""
     import graphc
     import graphc.tensor as T
 
     vx, vy, vz = T.fvector("x"), T.fvector("y"), T.fvector("z")
-    t0 = time.perf_counter()
-    f = graphc.function([vx, vy, vz], T.exp(vx) * vy + T.tanh(vz))
-    compile_s = time.perf_counter() - t0
+    old = os.environ.get("GRAPHC_THREADS")
+    if threads is not None:
+        os.environ["GRAPHC_THREADS"] = threads
+    try:
+        t0 = time.perf_counter()
+        f = graphc.function([vx, vy, vz], T.exp(vx) * vy + T.tanh(vz))
+        compile_s = time.perf_counter() - t0
+    finally:
+        if old is None:
+            os.environ.pop("GRAPHC_THREADS", None)
+        else:
+            os.environ["GRAPHC_THREADS"] = old
     np.testing.assert_allclose(f(x[:1000], y[:1000], z[:1000]),
                                np.exp(x[:1000]) * y[:1000] + np.tanh(z[:1000]), rtol=1e-5, atol=1e-6)
     return (lambda: f(x, y, z)), compile_s
+
+
+def graphc_variants(x: np.ndarray, y: np.ndarray,
+                    z: np.ndarray) -> tuple[dict[str, Callable[[], object]], float]:
+    """graphc as by default, on one thread, and with the Python thread pool."""
+    from graphc.backend.llvm import parallel
+
+    g, compile_s = graphc_fn(x, y, z)
+    g1, _ = graphc_fn(x, y, z, "1")
+
+    def python_pool() -> object:
+        parallel.ENABLED = False
+        try:
+            return g()
+        finally:
+            parallel.ENABLED = True
+
+    return {"graphc": g, "graphc (1 thread)": g1, "graphc (Py pool)": python_pool}, compile_s
 
 
 def peers(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> dict[str, Callable[[], object]]:
@@ -97,16 +146,17 @@ def main() -> None:
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     print("W1: exp(x)*y + tanh(z), float32   (median ms; ratio = NumPy time / time)")
-    print(f"{'size':>10}  {'contender':<16}{'ms':>10}{'vs NumPy':>10}")
+    print(f"{'size':>10}  {'contender':<18}{'ms':>8}{'vs NumPy':>10}")
     for size in (int(float(s)) for s in args.sizes.split(",")):
         x, y, z = (rng.standard_normal(size).astype("float32") for _ in range(3))
-        g, compile_s = graphc_fn(x, y, z)
-        rows = {"NumPy": numpy_plain(x, y, z), "NumPy (out=)": numpy_out(x, y, z), "graphc": g}
+        variants, compile_s = graphc_variants(x, y, z)
+        rows = {"NumPy": numpy_plain(x, y, z), "NumPy (out=)": numpy_out(x, y, z), **variants}
         rows.update(peers(x, y, z))
         base = timeit(rows["NumPy"], args.repeat)
+        measured = in_blocks(variants, args.repeat)
         for name, fn in rows.items():
-            t = base if name == "NumPy" else timeit(fn, args.repeat)
-            print(f"{size:>10.0e}  {name:<16}{t * 1e3:>10.2f}{base / t:>9.2f}x")
+            t = base if name == "NumPy" else measured[name] if name in measured else timeit(fn, args.repeat)
+            print(f"{size:>10.0e}  {name:<18}{t * 1e3:>8.2f}{base / t:>9.2f}x")
         print(f"{'':>10}  (graphc compile: {compile_s * 1e3:.0f} ms)")
 
 

@@ -72,6 +72,10 @@ STATUS_BAD_ARITY = 98
 #: sleeping on the futex (~40-80 us here): back-to-back calls find the workers awake.
 SPIN_CYCLES = 200_000
 MAX_WORKERS = 63
+#: A range is cut in this many slices per thread (claimed by whichever thread is free: a
+#: worker that wakes late or is preempted delays the call less), none under GRAIN elements.
+SLICES_PER_THREAD = 1
+GRAIN = 4096
 #: False: kernels split through the Python thread pools instead (GRAPHC_NATIVE_POOL=0),
 #: for before/after comparisons; read per call.
 ENABLED = os.environ.get("GRAPHC_NATIVE_POOL", "1") != "0"
@@ -79,7 +83,7 @@ ENABLED = os.environ.get("GRAPHC_NATIVE_POOL", "1") != "0"
 # Pool layout (bytes): words written by different threads on their own cache lines.
 P_TICKET, P_WAKE, P_SLEEPERS, P_DONE, P_CSLEEP, P_STATUS, P_BUSY = 0, 64, 128, 192, 196, 256, 320
 P_KERNEL, P_SIZE, P_NARGS, P_ARRAYS, P_CHUNK, P_MODE = 384, 392, 400, 408, 416, 424
-P_SLICES, P_SPIN, P_STOP = 448, 456, 464
+P_SLICES, P_SPIN, P_STOP, P_PER_THREAD, P_GRAIN = 448, 456, 464, 472, 480
 POOL_BYTES = 512
 
 SYS_FUTEX = 202  # x86-64
@@ -296,10 +300,15 @@ def _build_job(module: ir.Module, call: ir.Function, run: ir.Function) -> ir.Fun
     b.store(_c(0), chunk_v)
     have = b.icmp_unsigned("!=", b.ptrtoint(pool, I64), _c(0))
     with b.if_then(b.and_(have, b.not_(is_each))):
-        ns = b.select(b.icmp_signed("<=", nslices, _c(0)), g.load(pool, P_SLICES), nslices)
+        threads = b.select(b.icmp_signed("<=", nslices, _c(0)), g.load(pool, P_SLICES), nslices)
+        threads = b.select(b.icmp_signed(">", threads, _c(MAX_SLICES)), _c(MAX_SLICES), threads)
+        ns = b.mul(threads, g.load(pool, P_PER_THREAD))
         ns = b.select(b.icmp_signed(">", ns, _c(MAX_SLICES)), _c(MAX_SLICES), ns)
+        ns = b.select(b.icmp_signed("<", ns, _c(1)), _c(1), ns)
         chunk = b.sdiv(b.add(size, b.sub(ns, _c(1))), ns)
         chunk = b.and_(b.add(chunk, _c(63)), _c(~63))
+        grain = g.load(pool, P_GRAIN)
+        chunk = b.select(b.icmp_signed("<", chunk, grain), grain, chunk)
         chunk = b.select(b.icmp_signed("<", chunk, _c(64)), _c(64), chunk)
         b.store(chunk, chunk_v)
         b.store(b.sdiv(b.add(size, b.sub(chunk, _c(1))), chunk), ns_v)
@@ -527,6 +536,8 @@ def _new_pool() -> int:
     addr = (ctypes.addressof(buf) + 63) & ~63
     ctypes.c_int64.from_address(addr + P_SPIN).value = SPIN_CYCLES
     ctypes.c_int64.from_address(addr + P_SLICES).value = 2
+    ctypes.c_int64.from_address(addr + P_PER_THREAD).value = SLICES_PER_THREAD
+    ctypes.c_int64.from_address(addr + P_GRAIN).value = GRAIN
     _state.update(pool=addr, workers=0, pid=os.getpid())
     return addr
 
