@@ -73,6 +73,8 @@ PATTERNS = {
     "m3": (lambda m: (m,), lambda r: [r.random((5, 6, 7)) > 0.7]),
     "m none": (lambda m: (m,), lambda r: [np.zeros((5, 6), bool)]),
     "m all": (lambda m: (m,), lambda r: [np.ones(5, bool)]),
+    "m3 none": (lambda m: (m,), lambda r: [np.zeros((5, 6, 7), bool)]),
+    "m3 all": (lambda m: (m,), lambda r: [np.ones((5, 6, 7), bool)]),
     ":,m": (lambda m: (slice(None), m), lambda r: [r.random(6) > 0.5]),
     "...,m": (lambda m: (Ellipsis, m), lambda r: [r.random(7) > 0.5]),
     "m,i": (lambda m, i: (m, i), lambda r: [np.array([1, 0, 1, 1, 0], bool), _ints(r, 6, (3,))]),

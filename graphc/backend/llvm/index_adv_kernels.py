@@ -459,6 +459,9 @@ def _main_direct(b: ir.IRBuilder, fail: _Fail, spec: Spec, x: Arr, py: Any, pm: 
     vstr = _value_strides(b, spec, out, y)
     cnt = entry_alloca(b, I64)
     b.store(c64(0), cnt)
+    if k == spec.xnd and (y is None or spec.ynd == n):
+        _direct_elements(b, fail, spec, mask, src, out, y, vstr[0], first, cnt)
+        return
 
     def one(o: list[ir.Value]) -> None:
         def row() -> None:
@@ -472,6 +475,41 @@ def _main_direct(b: ir.IRBuilder, fail: _Fail, spec: Spec, x: Arr, py: Any, pm: 
         _when(b, mask.load(o[0]), row)
 
     nest(b, mask.dims, [mask.strides, src.strides[:k]], [c64(0), c64(0)], one)
+    if y is None:
+        fail.check(b.icmp_signed("==", b.load(cnt, typ=I64), first))
+
+
+def _direct_elements(b: ir.IRBuilder, fail: _Fail, spec: Spec, mask: Arr, src: Arr, out: Arr,
+                     y: Arr | None, vstr0: ir.Value, first: ir.Value, cnt: ir.Value) -> None:
+    """A mask over every axis, without a branch on the mask (random masks mispredict half
+    the time): a read stores every element at ``out[c]`` and advances ``c`` by the mask bit,
+    stopping once the ``first`` true entries are written; an update with one value per true
+    entry reads ``y[c]`` (clamped in range) and stores the old or new value."""
+    if y is not None:  # an empty y (a no-op): the reference, so that y[0] below exists
+        fail.check(b.or_(b.icmp_signed(">", first, c64(0)), b.icmp_signed("==", vstr0, c64(0))))
+    done = b.append_basic_block("done")
+
+    def one(o: list[ir.Value]) -> None:
+        c = b.load(cnt, typ=I64)
+        m = mask.load(o[0])
+        inside = b.icmp_signed("<", c, first)
+        if y is None:
+            go = b.append_basic_block("store")
+            b.cbranch(inside, go, done)
+            b.position_at_end(go)
+            out.store(src.load(o[1]), b.mul(c, vstr0))
+        else:
+            fail.check(b.or_(b.or_(b.not_(m), inside), b.icmp_signed("==", vstr0, c64(0))))
+            v = y.load(b.mul(b.select(inside, c, c64(0)), vstr0))
+            old = out.load(o[1])
+            if spec.mode == "inc":
+                v = b.fadd(old, v) if is_float(spec.dtype) else b.add(old, v)
+            out.store(b.select(m, v, old), o[1])
+        b.store(b.add(c, b.zext(m, I64)), cnt)
+
+    nest(b, mask.dims, [mask.strides, src.strides], [c64(0), c64(0)], one)
+    b.branch(done)
+    b.position_at_end(done)
     if y is None:
         fail.check(b.icmp_signed("==", b.load(cnt, typ=I64), first))
 
