@@ -307,6 +307,24 @@ def test_plan_follows_sizes_given_by_values() -> None:
     assert fn._plan is not None, fn._plan_why
 
 
+@needs_plans
+def test_training_step_with_value_given_sizes_keeps_updates_right() -> None:
+    def make(mode: object) -> tuple:
+        w = graphc.shared(np.ones((3, 4), "float32"), name="w")
+        x, n = T.fmatrix("x"), T.lscalar("n")
+        h = T.concatenate([T.dot(x, w), T.alloc(np.float32(0.5), n, 4)], axis=0)
+        loss = (h ** 2).sum() + T.arange(n, dtype="float32").sum()
+        fn = graphc.function([x, n], loss, updates=[(w, w - 0.01 * graphc.grad(loss, w))], mode=mode)
+        return fn, w
+
+    (fn, w), (ref, w_ref) = make(NATIVE), make("PY")
+    xs = np.random.default_rng(0).standard_normal((5, 3)).astype("float32")
+    for nn in [2, 2, 2, 2, 3, 2, 0, 5, 5, 5, 2]:
+        np.testing.assert_allclose(fn(xs, np.int64(nn)), ref(xs, np.int64(nn)), rtol=1e-5)
+        np.testing.assert_allclose(w.get_value(), w_ref.get_value(), rtol=1e-5)
+    assert fn._plan is not None, fn._plan_why
+
+
 # -- TensorDot rewrite -----------------------------------------------------------------------
 TD_CASES = [
     ((2, 3, 4), (4, 5), 1), ((2, 3, 4), (3, 4, 5), 2), ((2, 3, 4), (4, 3, 5), [[1, 2], [1, 0]]),
