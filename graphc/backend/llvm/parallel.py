@@ -22,12 +22,12 @@ and code are never freed, so exit neither hangs nor unmaps code a worker is runn
 The native interface (for other native code: the plan interpreter may call it), bound
 with ``llvmlite.binding.add_symbol`` once the pool is compiled (``symbols()``):
 
-``i32 graphc_parallel_for(ptr kernel, i64 size, i64 nslices, i64 nargs, ptr arrays)``
+``i32 graphc_parallel_for(ptr kernel, i64 size, i64 threads, i64 nargs, ptr arrays)``
     runs ``kernel(lo, hi, arrays[0], ..., arrays[nargs - 1])`` (the kernels' convention:
-    ``i32 (i64 start, i64 stop, PyArrayObject *...)``) over at most ``nslices`` slices of
-    ``[0, size)`` (``nslices <= 0``: the pool's thread count), each a multiple of 64
-    elements but the last; returns the OR of the statuses. Needs no GIL; the arrays must
-    stay alive during the call.
+    ``i32 (i64 start, i64 stop, PyArrayObject *...)``) over slices of ``[0, size)``: as
+    many as ``threads`` (``<= 0``: the pool's thread count) times ``SLICES_PER_THREAD``,
+    each a multiple of 64 elements (but the last) and at least ``GRAIN``; returns the OR
+    of the statuses. Needs no GIL; the arrays must stay alive during the call.
 ``i32 graphc_parallel_each(ptr kernel, i64 nslices, i64 nargs, ptr arrays)``
     runs ``kernel(0, 0, arrays[k * nargs], ..., arrays[k * nargs + nargs - 1])`` for each
     slice ``k < nslices`` (each slice its own arrays: reductions over views); OR of statuses.
@@ -574,7 +574,10 @@ def ensure(threads: int) -> bool:
 
 
 def _forget() -> None:
-    # A forked child has none of the parent's worker threads: a new pool on first use.
+    # A forked child has none of the parent's worker threads: a new pool on first use (and
+    # a new lock: another thread of the parent may have held this one).
+    global _lock
+    _lock = threading.Lock()
     _cell.value = None
     _state.pop("pool", None)
     _state["workers"] = 0
