@@ -7,11 +7,17 @@ anything else out of ``[0, n)`` stops the kernel (status 1) before any access, s
 reference raises its IndexError. Rows are copied by loops over the remaining axes with
 the arrays' strides; the innermost runs on vectors when it is unit-stride. Repeated
 indices accumulate (``inc``) or the last one wins (``set``), as in NumPy.
+
+Every other index with an integer array or a boolean mask is laid out here too (which
+axis of ``x`` and of the result comes from which index, as NumPy places broadcast index
+dimensions) and run by the runner at the end of this file; its kernel's IR is built in
+graphc.backend.llvm.index_adv_kernels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,7 +38,7 @@ from graphc.backend.llvm.lowering import (
 from graphc.backend.llvm.reduce_kernels import _contiguous_strides
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
-from graphc.ops.subtensor import IncSubtensor, Subtensor
+from graphc.ops.subtensor import SYM, IncSubtensor, Subtensor, _pair_inputs
 
 Runner = Callable[[list[Any]], list[Any]]
 _FORM = (("a",),)  # x[idx]: one integer array indexing the first axis
@@ -121,13 +127,6 @@ def build_update(module: ir.Module, name: str, dtype: str, idtype: str, xnd: int
     b.ret(b.load(status, typ=I32))
 
 
-def _lower_adv(node: Apply) -> NativeNode | None:
-    # Imported here: that module imports this one.
-    from graphc.backend.llvm.index_adv_kernels import lower_adv
-
-    return lower_adv(node)
-
-
 def _ok_dtypes(dtype: str, idtype: str) -> bool:
     return dtype in NATIVE_DTYPES and idtype in NATIVE_DTYPES and idtype != "bool" and not is_float(idtype)
 
@@ -135,7 +134,7 @@ def _ok_dtypes(dtype: str, idtype: str) -> bool:
 @register_lowering(Subtensor)
 def lower_take(node: Apply) -> NativeNode | None:
     if node.op.idx_list != _FORM:
-        return _lower_adv(node)
+        return lower_adv(node)
     x, idx = node.inputs
     if x.ndim < 1 or not _ok_dtypes(x.dtype, idx.dtype):
         return None
@@ -160,7 +159,7 @@ def lower_take(node: Apply) -> NativeNode | None:
 @register_lowering(IncSubtensor)
 def lower_update(node: Apply) -> NativeNode | None:
     if node.op.idx_list != _FORM:
-        return _lower_adv(node)
+        return lower_adv(node)
     x, y, idx = node.inputs
     if x.ndim < 1 or y.dtype != x.dtype or not _ok_dtypes(x.dtype, idx.dtype):
         return None
@@ -191,3 +190,216 @@ def lower_update(node: Apply) -> NativeNode | None:
 
     return NativeNode(name, 4, lambda m: build_update(m, name, x.dtype, idx.dtype, x.ndim, idx.ndim, y.ndim,
                                                       set_), runner)
+
+
+# -- every other advanced index: the layout and the runner (the kernels: index_adv_kernels) ---------
+COUNT, COORDS, MAIN = 0, 1, 2  # the advanced kernels' phases (their ``start`` argument)
+_FULL = ((None, None, None), (None, None, 1))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each axis of ``x`` and of the result comes from (static: from the index and ranks).
+
+    ``axes[a]``: ``("full",)``, ``("slice", s)`` (params ``3s..3s+2``: start, step, length),
+    ``("int", c)``, ``("sym", k)`` (the k-th scalar input), ``("adv", k)`` (the k-th source).
+    ``sources``: ``("arr", k, ndim, axis)`` (k-th index array) or ``("mask", k, row, axis)``
+    (row ``row`` of mask k's coordinates, one dimension). ``outs``: per result dimension
+    ``("x", axis)``, ``("new",)`` or ``("g", j)`` (j-th broadcast dimension of the sources).
+    ``arrays``/``masks``/``syms``/``slices``: node input positions (masks with their rank
+    and first axis; slices with their axis and parts, an input position as ``("in", p)``).
+    """
+
+    axes: tuple
+    sources: tuple
+    outs: tuple
+    arrays: tuple
+    masks: tuple
+    syms: tuple
+    slices: tuple
+    group: int  # number of broadcast dimensions
+    at: int  # where they are in the result
+
+    @property
+    def masks_pos(self) -> tuple:
+        return tuple(m[0] for m in self.masks)
+
+    @property
+    def direct(self) -> bool:
+        """A lone leading mask: phase 2 walks the mask itself."""
+        return (len(self.masks) == 1 and not self.arrays and not self.syms and not self.slices
+                and self.masks[0][2] == 0 and all(a[0] in ("full", "adv") for a in self.axes)
+                and self.outs[0] == ("g", 0) and all(o[0] == "x" for o in self.outs[1:]))
+
+
+def layout(idx_list: Sequence[tuple], xnd: int, inputs: Sequence[Any], first: int) -> Layout:
+    """The Layout of ``x[idx_list]``; ``inputs``: the index inputs (node inputs from ``first``)."""
+    paired = _pair_inputs(idx_list, list(range(first, first + len(inputs))))
+    nd = {first + k: v.ndim for k, v in enumerate(inputs)}
+    consumed = sum(1 if e[0] in "isa" else nd[ins[0]] if e[0] == "m" else 0 for e, ins in paired)
+    axes: list[tuple] = [("full",)] * xnd
+    outs: list[tuple] = []
+    sources: list[tuple] = []
+    arrays: list[int] = []
+    masks: list[tuple] = []
+    syms: list[int] = []
+    slices: list[tuple] = []
+    state, group_at, axis = "before", 0, 0
+    for e, ins in paired:
+        kind = e[0]
+        advanced = kind in "ami"  # a scalar in a fancy index is an advanced index
+        if advanced and state == "before":
+            group_at, state = len(outs), "in"
+        elif advanced and state == "after":
+            state = "split"
+        elif not advanced and state == "in":
+            state = "after"
+        if kind == "n":
+            outs.append(("new",))
+        elif kind == "e":
+            for a in range(axis, axis + xnd - consumed):
+                outs.append(("x", a))
+            axis += xnd - consumed
+        elif kind == "i":
+            if e[1] == SYM:
+                axes[axis] = ("sym", len(syms))
+                syms.append(ins[0])
+            else:
+                axes[axis] = ("int", e[1])
+            axis += 1
+        elif kind == "s":
+            if e[1:] not in _FULL:
+                it = iter(ins)
+                parts = tuple(("in", next(it)) if p == SYM else p for p in e[1:])
+                axes[axis] = ("slice", len(slices))
+                slices.append((axis, parts))
+            outs.append(("x", axis))
+            axis += 1
+        elif kind == "a":
+            axes[axis] = ("adv", len(sources))
+            sources.append(("arr", len(arrays), nd[ins[0]], axis))
+            arrays.append(ins[0])
+            axis += 1
+        else:
+            k = nd[ins[0]]
+            for d in range(k):
+                axes[axis + d] = ("adv", len(sources))
+                sources.append(("mask", len(masks), d, axis + d))
+            masks.append((ins[0], k, axis))
+            axis += k
+    outs.extend(("x", a) for a in range(axis, xnd))
+    group = max(s[2] if s[0] == "arr" else 1 for s in sources)
+    at = 0 if state == "split" else group_at
+    outs[at:at] = [("g", j) for j in range(group)]
+    return Layout(tuple(axes), tuple(sources), tuple(outs), tuple(arrays), tuple(masks), tuple(syms),
+                  tuple(slices), group, at)
+
+
+def _slice_params(lay: Layout, values: Sequence[Any], shape: tuple[int, ...]) -> np.ndarray | None:
+    """start, step, length per slice (NumPy's normalization), or None (the reference raises)."""
+    out: list[int] = []
+    for axis, parts in lay.slices:
+        try:
+            bounds = [int(values[p[1]]) if isinstance(p, tuple) else p for p in parts]
+            start, stop, step = slice(*bounds).indices(shape[axis])
+        except (ValueError, TypeError, OverflowError):
+            return None
+        out += [start, step, len(range(start, stop, step))]
+    return np.array(out, dtype=np.int64)
+
+
+def lower_adv(node: Apply) -> NativeNode | None:
+    """The lowering of a Subtensor/IncSubtensor with an advanced index other than ``x[idx]``."""
+    op = node.op
+    idx_list = op.idx_list
+    if not any(e[0] in "am" for e in idx_list):
+        return None  # basic indexing: a view, no kernel
+    take = not hasattr(op, "set_instead_of_inc")
+    x = node.inputs[0]
+    first = 1 if take else 2
+    index_inputs = node.inputs[first:]
+    if x.ndim < 1 or x.dtype not in NATIVE_DTYPES:
+        return None
+    if not take:
+        y = node.inputs[1]
+        if y.dtype != x.dtype or (not op.set_instead_of_inc and x.dtype == "bool"):
+            return None
+    lay = layout(idx_list, x.ndim, index_inputs, first)
+    ins = node.inputs
+    if not all(_ok_dtypes(x.dtype, ins[p].dtype) for p in lay.arrays + lay.syms):
+        return None
+    if any(ins[p[1]].dtype[0] not in "iu" for _, parts in lay.slices for p in parts if isinstance(p, tuple)):
+        return None
+    from graphc.backend.llvm.index_adv_kernels import Spec, build  # it imports this module
+
+    mode = "take" if take else ("set" if op.set_instead_of_inc else "inc")
+    spec = Spec(mode, x.dtype, x.ndim, 0 if take else node.inputs[1].ndim, lay,
+                tuple(ins[p].dtype for p in lay.arrays + lay.syms))
+    name = kernel_id("gcadvidx", spec)
+    return NativeNode(name, spec.nargs(), lambda m: build(m, name, spec), lambda cf: _runner(node, spec, cf))
+
+
+def _runner(node: Apply, spec: Any, cf: Callable[..., int]) -> Runner:
+    lay = spec.lay
+    take = spec.mode == "take"
+    gate = Gate(node)
+    get, alloc = gate.getter(range(len(node.inputs))), gate.allocator(0)
+    n_masks = len(lay.masks)
+    out_ndim = len(lay.outs)
+
+    def run(values: list[Any]) -> list[Any]:
+        vals = get(values)
+        a = vals[0]
+        shape = a.shape
+        head = [a] if take else [a, vals[1]]
+        if lay.slices:
+            params = _slice_params(lay, values, shape)
+            if params is None:
+                return run_node(node, values)
+            head.append(params)
+        middle = [vals[p] for p in lay.arrays + lay.masks_pos + lay.syms]
+        src_shapes = [vals[p].shape for p in lay.arrays]
+        tail: list[np.ndarray] = []
+        if n_masks:
+            counts = np.empty(n_masks, np.int64)
+            for p, k, axis in lay.masks:
+                if vals[p].shape != shape[axis: axis + k]:
+                    return run_node(node, values)  # the reference's IndexError
+            coords_dummy = [counts] * (0 if lay.direct else n_masks)
+            if cf(COUNT, COUNT, *head, *middle, *coords_dummy, counts, counts):
+                return run_node(node, values)
+            if lay.direct:
+                tail = [counts]
+            else:
+                coords = [np.empty((k, int(c)), np.int64) for (_, k, _), c in zip(lay.masks, counts)]
+                tail = coords + [counts]
+                if cf(COORDS, COORDS, *head, *middle, *tail, counts):
+                    return run_node(node, values)
+            src_shapes += [(int(c),) for c in counts]
+        try:
+            group = np.broadcast_shapes(*src_shapes)
+        except ValueError:
+            return run_node(node, values)  # index arrays that do not broadcast: IndexError
+        target = []
+        for o in lay.outs:
+            if o[0] == "g":
+                target.append(group[o[1]])
+            elif o[0] == "new":
+                target.append(1)
+            else:
+                ax = lay.axes[o[1]]
+                target.append(int(head[-1][3 * ax[1] + 2]) if ax[0] == "slice" else shape[o[1]])
+        target_t = tuple(target)
+        if take:
+            out = alloc(target_t)
+        else:
+            v = vals[1]
+            if v.shape != target_t[out_ndim - v.ndim:] and any(
+                    d not in (1, t) for d, t in zip(v.shape, target_t[out_ndim - v.ndim:])):
+                return run_node(node, values)  # cannot broadcast: the reference's ValueError
+            out = alloc(shape)
+        if cf(MAIN, MAIN, *head, *middle, *tail, out):
+            return run_node(node, values)
+        return [out]
+
+    return run
