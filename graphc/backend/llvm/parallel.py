@@ -33,7 +33,10 @@ with ``llvmlite.binding.add_symbol`` once the pool is compiled (``symbols()``):
     slice ``k < nslices`` (each slice its own arrays: reductions over views); OR of statuses.
 
 Both return ``STATUS_BAD_ARITY`` when ``nargs`` is above ``MAX_ARRAYS``, and run on the
-calling thread when there is no pool (not started in this process, or GRAPHC_THREADS=1).
+calling thread when there is no pool (``ensure(threads)`` starts it; not in a forked child
+until it calls ``ensure`` itself) or when another job is running. Call ``symbols()``
+before loading object code that refers to them (it binds the symbols); the GIL may be
+held or not (the workers never take it).
 
 From Python, ``splitter(cfunc, threads)`` and ``each(cfunc)`` give builtins bound to a
 kernel (its address and arity from its fast entry or ctypes prototype): ``f(size,
