@@ -52,8 +52,12 @@ def _matrix(x: Variable, contracted: list[int], first: bool) -> tuple[Variable, 
     if x.ndim == 1 and k == 1:
         return x, 0  # a vector: dot takes it as it is
     sf, sc = _size(x, free), _size(x, contracted)
+    # No product of symbolic sizes where NumPy can infer it (-1 next to a nonzero size): it
+    # would be a native kernel on shapes, which a plan replays instead of computing it once.
     if isinstance(sc, int) and sc > 0 and not isinstance(sf, int):
-        sf = -1  # no product of symbolic sizes (a native kernel a plan would replay)
+        sf = -1
+    elif isinstance(sf, int) and sf > 0 and not isinstance(sc, int):
+        sc = -1
     if contracted == (lead if first else trail):
         m = x if x.ndim == 2 and k == 1 else reshape(x, (sc, sf) if first else (sf, sc))
         return m, 0
