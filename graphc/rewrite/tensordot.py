@@ -22,7 +22,6 @@ from typing import Any
 
 from graphc.graph.basic import Apply, Variable
 from graphc.graph.fgraph import FunctionGraph
-from graphc.ops import elemwise as E
 from graphc.ops.dimshuffle import transpose
 from graphc.ops.linalg import Dot, TensorDot
 from graphc.rewrite.framework import register_local
@@ -30,15 +29,19 @@ from graphc.rewrite.utils import RUN, fit
 
 
 def _size(x: Variable, axes: list[int]) -> Any:
-    """The product of ``x``'s dims ``axes``: an int when known at build time."""
+    """The product of ``x``'s dims ``axes``: an int when known at build time, else one
+    ``x.shape[i]`` or a ReducedSize (computed from the shape alone: a plan computes it once,
+    where a product of shape entries would be a native kernel it replays)."""
+    from graphc.ops.reduce import ReducedSize
     from graphc.ops.shape import shape
 
-    known = [x.type.shape[i] for i in axes if x.type.shape[i] is not None]
-    unknown = [shape(x)[i] for i in axes if x.type.shape[i] is None]
-    total: Any = math.prod(known)
-    for s in unknown:
-        total = s if isinstance(total, int) and total == 1 else E.mul(total, s)
-    return total
+    dims = [x.type.shape[i] for i in axes]
+    unknown = [i for i in axes if x.type.shape[i] is None]
+    if not unknown:
+        return math.prod(dims)
+    if len(unknown) == 1 and math.prod(d for d in dims if d is not None) == 1:
+        return shape(x)[unknown[0]]
+    return ReducedSize(tuple(axes), "int64")(x)
 
 
 def _matrix(x: Variable, contracted: list[int], first: bool) -> tuple[Variable, int]:
