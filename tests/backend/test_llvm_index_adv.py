@@ -201,6 +201,14 @@ def test_out_of_range_edge_cases() -> None:
             ref(x, bad, [1])
         with pytest.raises(type(e.value)):
             native(x, bad, [1])
+    u = T.tensor("uint64", shape=(), name="u")
+    native = graphc.function([a, u, q], a[u, q], mode=NATIVE)
+    ref = graphc.function([a, u, q], a[u, q], mode="PY")
+    np.testing.assert_array_equal(native(x, np.uint64(2), [1, 2]), ref(x, np.uint64(2), [1, 2]))
+    with pytest.raises(Exception) as e:  # a scalar is a Python int to NumPy: no wrap-around
+        ref(x, np.uint64(2**64 - 1), [1])
+    with pytest.raises(type(e.value)):
+        native(x, np.uint64(2**64 - 1), [1])
 
 
 def test_wrong_shapes_raise() -> None:

@@ -275,7 +275,10 @@ def _main(b: ir.IRBuilder, fail: _Fail, spec: Spec, x: Arr, py: Any, pp: Any, pa
             r = b.select(b.icmp_signed("<", r, c64(0)), b.add(r, x.dims[axis]), r)
             fail.check(_in_range(b, r, x.dims[axis]))
         elif ax[0] == "sym":
-            r, ok = _row_index(b, syms[ax[1]], c64(0), x.dims[axis])
+            sym = syms[ax[1]]
+            if sym.dtype == "uint64":  # a Python int for NumPy: 2**63 and up are out of range
+                fail.check(b.icmp_signed(">=", sym.load(c64(0)), c64(0)))
+            r, ok = _row_index(b, sym, c64(0), x.dims[axis])
             fail.check(ok)
         elif ax[0] == "slice":
             r = sl[ax[1]][0]

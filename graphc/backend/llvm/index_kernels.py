@@ -353,7 +353,7 @@ def _runner(node: Apply, spec: Any, cf: Callable[..., int]) -> Runner:
         shape = a.shape
         head = [a] if take else [a, vals[1]]
         if lay.slices:
-            params = _slice_params(lay, values, shape)
+            params = _slice_params(lay, vals, shape)
             if params is None:
                 return run_node(node, values)
             head.append(params)
