@@ -365,6 +365,25 @@ def test_tensordot_mismatch_still_raises() -> None:
         fn(np.zeros((2, 3, 4)), np.zeros((5, 2)))
 
 
+@needs_plans
+def test_time_distributed_dense_step_gets_a_plan() -> None:
+    def make(mode: object) -> tuple:
+        w = graphc.shared(np.linspace(-1, 1, 32 * 16).reshape(32, 16).astype("float32"), name="w")
+        x = T.tensor("float32", shape=(None, 10, 32), name="x")
+        loss = (T.tanh(T.tensordot(x, w, 1)) ** 2).mean()
+        fn = graphc.function([x], loss, updates=[(w, w - 0.1 * graphc.grad(loss, w))], mode=mode)
+        return fn, w
+
+    (fn, w), (ref, w_ref) = make(NATIVE), make("PY")
+    assert not [n for n in fn.fgraph.toposort() if isinstance(n.op, TensorDot)]
+    rng = np.random.default_rng(4)
+    for n in (8, 8, 8, 8, 3, 3, 3):
+        xs = rng.standard_normal((n, 10, 32)).astype("float32")
+        np.testing.assert_allclose(fn(xs), ref(xs), rtol=1e-5)
+        np.testing.assert_allclose(w.get_value(), w_ref.get_value(), rtol=1e-4, atol=1e-6)
+    assert fn._plan is not None, fn._plan_why
+
+
 GRAD_FNS: list[tuple[Callable, list[tuple]]] = [
     (lambda a, b: T.tensordot(a, b, 1), [(2, 3, 4), (4, 5)]),
     (lambda a, b: T.tensordot(a, b, [[1, 2], [1, 0]]), [(2, 3, 4), (4, 3, 5)]),
