@@ -68,13 +68,19 @@ ENTRY_EACH = "graphc_parallel_each_v1__py"
 POOL_CELL = "graphc_parallel_pool"  # external: a cell holding the current pool's address
 NAMES = (PARALLEL_FOR, PARALLEL_EACH, WORKER, ENTRY_FOR, ENTRY_EACH)
 
-MAX_ARRAYS = 48  # kernels with more arrays are split by the Python pool
+ARITY_BUCKETS = (0, 1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 48)
+MAX_ARRAYS = ARITY_BUCKETS[-1]  # kernels with more arrays are split by the Python pool
 MAX_SLICES = 255
 STATUS_BAD_ARITY = 98
 #: Idle workers (and a waiting caller) spin this many time-stamp counter cycles before
 #: sleeping on the futex (~40-80 us here): back-to-back calls find the workers awake.
 SPIN_CYCLES = 200_000
+#: After this many cycles (~2 us) of spinning, a waiting thread yields its CPU each turn.
+YIELD_CYCLES = 5_000
 MAX_WORKERS = 63
+#: The pool's code is compiled unoptimized: ~20 ms instead of ~140 at O2 (cold cache), and
+#: its paths (a claim, a call, spin loops) are a few instructions either way.
+OPT = 0
 #: A range is cut in this many slices per thread (claimed by whichever thread is free: a
 #: worker that wakes late or is preempted delays the call less), none under GRAIN elements.
 SLICES_PER_THREAD = 1
@@ -86,10 +92,10 @@ ENABLED = os.environ.get("GRAPHC_NATIVE_POOL", "1") != "0"
 # Pool layout (bytes): words written by different threads on their own cache lines.
 P_TICKET, P_WAKE, P_SLEEPERS, P_DONE, P_CSLEEP, P_STATUS, P_BUSY = 0, 64, 128, 192, 196, 256, 320
 P_KERNEL, P_SIZE, P_NARGS, P_ARRAYS, P_CHUNK, P_MODE = 384, 392, 400, 408, 416, 424
-P_SLICES, P_SPIN, P_STOP, P_PER_THREAD, P_GRAIN = 448, 456, 464, 472, 480
+P_SLICES, P_SPIN, P_STOP, P_PER_THREAD, P_GRAIN, P_YIELD = 448, 456, 464, 472, 480, 488
 POOL_BYTES = 512
 
-SYS_FUTEX = 202  # x86-64
+SYS_FUTEX, SYS_SCHED_YIELD = 202, 24  # x86-64
 FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 128, 129
 WAIT_TIMEOUT_NS = 100_000_000  # a sleeper rechecks at least this often (a safety net only)
 OB_TYPE_OFFSET = 8
@@ -145,6 +151,21 @@ class _Gen:
         tmo = self.b.ptrtoint(timeout, I64) if timeout is not None else _c(0)
         self.b.call(self.syscall, [_c(SYS_FUTEX), addr, _c(op), self.b.sext(val, I64), tmo, _c(0), _c(0)])
 
+    def relax(self, pool: ir.Value, t0: ir.Value) -> ir.Value:
+        """One wait of a spin loop begun at time-stamp ``t0``: ``pause``, or after
+        ``P_YIELD`` cycles ``sched_yield`` (a thread we wait for may be queued behind us on
+        this CPU: the scheduler often puts a woken thread beside its waker on a busy
+        machine); returns the cycles waited so far."""
+        b = self.b
+        waited = b.sub(b.call(self.tsc, []), t0)
+        polite = b.icmp_unsigned(">=", waited, self.load(pool, P_YIELD, I64, "monotonic"))
+        with b.if_else(polite) as (then, otherwise):
+            with then:
+                b.call(self.syscall, [_c(SYS_SCHED_YIELD)])
+            with otherwise:
+                b.call(self.pause, [])
+        return waited
+
     def timespec(self) -> ir.Value:
         ts = self.b.alloca(I64, size=2)
         self.b.store(_c(0), ts)
@@ -164,22 +185,32 @@ def _decl(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type],
 
 
 def _build_call_kernel(module: ir.Module) -> ir.Function:
-    """``i32 call(kernel, lo, hi, nargs, arrays)``: the kernel called with exactly ``nargs``
-    arrays (a switch over the arities), STATUS_BAD_ARITY beyond MAX_ARRAYS."""
+    """``i32 call(kernel, lo, hi, nargs, arrays)``: the kernel called with its ``nargs``
+    arrays, STATUS_BAD_ARITY beyond MAX_ARRAYS. Up to 8 arrays each arity has its call;
+    above, a kernel is called with the arity of its bucket, the extra arguments repeating
+    its first array (never a read past ``arrays[nargs - 1]``): the C calling convention lets
+    a callee ignore trailing arguments, as the plan interpreter relies on too (one case per
+    arity made the module ~5x longer to build and compile)."""
     fn = ir.Function(module, ir.FunctionType(I32, [PTR, I64, I64, I64, PTR]), name="graphc_parallel_call")
     fn.linkage = "internal"
     kernel, lo, hi, nargs, arrays = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     bad = fn.append_basic_block("bad_arity")
     sw = b.switch(nargs, bad)
-    for n in range(MAX_ARRAYS + 1):
-        blk = fn.append_basic_block(f"arity{n}")
-        sw.add_case(_c(n), blk)
+    low = 0
+    for top in ARITY_BUCKETS:
+        blk = fn.append_basic_block(f"arity{top}")
+        for n in range(low, top + 1):
+            sw.add_case(_c(n), blk)
         b.position_at_end(blk)
-        args = [b.load(b.gep(arrays, [_c(k)], source_etype=PTR), typ=PTR) for k in range(n)]
-        fnty = ir.FunctionType(I32, [I64, I64] + [PTR] * n)
+        args = []
+        for k in range(top):
+            at = _c(k) if k < low else b.select(b.icmp_signed(">", nargs, _c(k)), _c(k), _c(0))
+            args.append(b.load(b.gep(arrays, [at], source_etype=PTR), typ=PTR))
+        fnty = ir.FunctionType(I32, [I64, I64] + [PTR] * top)
         callee = _callee(b.bitcast(kernel, PTR), fnty)
         b.ret(b.call(callee, [lo, hi, *args]))
+        low = top + 1
     b.position_at_end(bad)
     b.ret(_c32(STATUS_BAD_ARITY))
     return fn
@@ -250,8 +281,7 @@ def _build_worker(module: ir.Module, run: ir.Function) -> None:
     t = g.load(pool, P_TICKET, I64, "acquire")
     b.cbranch(b.icmp_unsigned("!=", b.lshr(t, _c(32)), b.load(mygen, typ=I64)), got, idle)
     b.position_at_end(idle)
-    b.call(g.pause, [])
-    waited = b.sub(b.call(g.tsc, []), b.load(t0, typ=I64))
+    waited = g.relax(pool, b.load(t0, typ=I64))
     go_on = b.icmp_unsigned("<", waited, g.load(pool, P_SPIN, I64, "monotonic"))
     b.cbranch(go_on, spin, sleep)
 
@@ -347,8 +377,7 @@ def _build_job(module: ir.Module, call: ir.Function, run: ir.Function) -> ir.Fun
     d = g.load(pool, P_DONE, I32, "acquire")
     b.cbranch(b.icmp_unsigned("==", b.zext(d, I64), ns), finished, idle)
     b.position_at_end(idle)
-    b.call(g.pause, [])
-    waited = b.sub(b.call(g.tsc, []), t0)
+    waited = g.relax(pool, t0)
     b.cbranch(b.icmp_unsigned("<", waited, g.load(pool, P_SPIN, I64, "monotonic")), wait, sleep)
     b.position_at_end(sleep)
     g.store(pool, P_CSLEEP, _c32(1), "seq_cst")
@@ -511,7 +540,7 @@ def _compile() -> dict[str, int] | None:
         libc = ctypes.CDLL(None)
         llvm.add_symbol("syscall", ctypes.cast(libc.syscall, ctypes.c_void_p).value)
         llvm.add_symbol(POOL_CELL, ctypes.addressof(_cell))
-        compiled, _ = cache.compile_kernels({n: build_pool for n in NAMES}, 2)
+        compiled, _ = cache.compile_kernels({n: build_pool for n in NAMES}, OPT)
         if compiled is None or any(n not in compiled.addresses for n in NAMES):
             return None
         _KEEP.append(compiled)
@@ -541,6 +570,7 @@ def _new_pool() -> int:
     ctypes.c_int64.from_address(addr + P_SLICES).value = 2
     ctypes.c_int64.from_address(addr + P_PER_THREAD).value = SLICES_PER_THREAD
     ctypes.c_int64.from_address(addr + P_GRAIN).value = GRAIN
+    ctypes.c_int64.from_address(addr + P_YIELD).value = YIELD_CYCLES
     _state.update(pool=addr, workers=0, pid=os.getpid())
     return addr
 
