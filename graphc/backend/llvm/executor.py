@@ -88,12 +88,15 @@ def _split_factor(dag: ScalarDAG) -> int:
     return CHEAP_KERNEL_FACTOR if ops <= _CHEAP_OPS else 1
 
 
+_CPUS = max(1, min(os.cpu_count() or 1, 4))
+
+
 def kernel_threads() -> int:
     """Threads for large contiguous kernels: GRAPHC_THREADS, else the CPU count (at most 4)."""
     env = os.environ.get("GRAPHC_THREADS")
     if env:
         return max(1, int(env))
-    return max(1, min(os.cpu_count() or 1, 4))
+    return _CPUS
 
 
 _pool: ThreadPoolExecutor | None = None

@@ -50,15 +50,19 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+_kernel_threads: list[Callable[[], int]] = []  # the executor's, imported on first use
+
+
 def thread_count() -> int:
     if THREADS is not None:
         return max(1, int(THREADS))
-    try:
-        from graphc.backend.llvm.executor import kernel_threads
-
-        return kernel_threads()
-    except Exception:  # pragma: no cover - the executor is being reworked
-        return max(1, min(os.cpu_count() or 1, 4))
+    if not _kernel_threads:
+        try:
+            from graphc.backend.llvm.executor import kernel_threads
+        except Exception:  # pragma: no cover - the executor is being reworked
+            return max(1, min(os.cpu_count() or 1, 4))
+        _kernel_threads.append(kernel_threads)
+    return _kernel_threads[0]()
 
 
 def _submit_all(calls: Sequence[Callable[[], int]]) -> int:
@@ -146,8 +150,8 @@ class Splitter:
                        out: np.ndarray, d: int) -> int:
         views = _slicer(arrays, shape, d)
         bounds = _bounds(shape[d], self.threads)
-        parts = [np.empty(out.shape, out.dtype) for _ in bounds]
-        calls = [partial(cfunc, 0, 0, *views(lo, hi), p) for (lo, hi), p in zip(bounds, parts)]
+        parts = np.empty((len(bounds), *out.shape), out.dtype)  # one block: parts[k] C-contiguous
+        calls = [partial(cfunc, 0, 0, *views(lo, hi), parts[k, ...]) for k, (lo, hi) in enumerate(bounds)]
         rc = _submit_all(calls)
         if rc:
             return rc
@@ -159,10 +163,11 @@ class Splitter:
             pick = np.argmax(vals) if self.kind == "argmax" else np.argmin(vals)
             out[()] = idx[int(pick)]
             return 0
-        stacked = np.stack(parts)
         if self.kind == "add" and out.dtype == np.float32:
-            stacked = stacked.astype(np.float64)  # one more rounding than one thread, not two
-        out[...] = _COMBINE[self.kind].reduce(stacked, axis=0)
+            # One more rounding than one thread, not two: the partials add in float64.
+            out[...] = np.add.reduce(parts, axis=0, dtype=np.float64)
+        else:
+            _COMBINE[self.kind].reduce(parts, axis=0, out=out)
         return 0
 
 
