@@ -231,9 +231,9 @@ class Function:
     Native functions (not lazy, not DEBUG) record their second call and, from then on,
     run calls with arguments of the recorded shapes as one native plan
     (graphc.backend.llvm.plan): arguments are checked natively, shared variables are
-    updated in place or double-buffered, outputs are copies. Any other call, and every
-    call with the NaN guard on, takes the per-node path, which converts or raises exactly
-    as before; a new argument shape seen twice in a row gets its own plan.
+    updated in place or double-buffered, kernels write outputs into new arrays. Any other
+    call, and every call with the NaN guard on, takes the per-node path, which converts or
+    raises exactly as before; a new argument shape seen twice in a row gets its own plan.
     """
 
     def __init__(

@@ -14,7 +14,7 @@ import pytest
 
 import graphc
 import graphc.tensor as T
-from graphc.backend.llvm import entry, executor, plan
+from graphc.backend.llvm import entry, executor, parallel, plan
 from graphc.compile.mode import Mode
 
 NATIVE = Mode("llvm", "fast_run")
@@ -243,17 +243,31 @@ def test_large_outputs_run_as_plans() -> None:
 
 
 @pytest.mark.skipif(executor.kernel_threads() < 2, reason="kernels are not split on one thread")
-def test_kernels_split_across_threads_stay_on_the_per_node_path() -> None:
-    # A plan runs its kernels in one thread: where the per-node path splits one, no plan.
+def test_kernels_split_across_threads_run_through_the_native_parallel_for() -> None:
+    # The per-node path splits big kernels across threads; a plan does the same through
+    # graphc.backend.llvm.parallel (a step whose start word is -slices), else declines.
     x, y = T.fvector("x"), T.fvector("y")
-    fn = graphc.function([x, y], T.exp(x) * y + T.tanh(x), mode=NATIVE)
-    n = executor.PARALLEL_MIN_ELEMENTS * 2
-    a = np.linspace(-1, 1, n, dtype="float32")
-    b = a[::-1].copy()
-    for _ in range(6):
-        np.testing.assert_allclose(fn(a, b), np.exp(a) * b + np.tanh(a), rtol=1e-5, atol=1e-6)
-    assert fn._plan is None and "split" in fn._plan_why
-    assert fn._plan_builds == 1  # declined shapes are not recorded again
+    fn = graphc.function([x, y], [T.exp(x) * y + T.tanh(x), x * y], mode=NATIVE)
+    n = executor.PARALLEL_MIN_ELEMENTS * 2 + 37
+    rng = np.random.default_rng(5)
+    a, b = rng.standard_normal(n).astype("float32"), rng.standard_normal(n).astype("float32")
+    held = []
+    for k in range(6):
+        got = fn(a + k, b)
+        np.testing.assert_allclose(got[0], np.exp(a + k) * b + np.tanh(a + k), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got[1], (a + k) * b, rtol=1e-6)
+        held.append((k, got))
+    for k, got in held:
+        np.testing.assert_allclose(got[0], np.exp(a + k) * b + np.tanh(a + k), rtol=1e-5, atol=1e-6)
+    if parallel.symbols() is None or not parallel.ENABLED:
+        assert fn._plan is None and "parallel" in fn._plan_why
+        assert fn._plan_builds == 1  # declined shapes are not recorded again
+        return
+    assert fn._plan is not None, fn._plan_why
+    t = fn._plan.table
+    first = int(t[plan.H_STEPS])
+    assert t[first + 1] < 0 and t[first + 2] == n  # -slices, size
+    assert _kinds(fn) == ["fresh", "fresh"]
 
 
 def test_threads_get_their_own_outputs() -> None:

@@ -12,12 +12,15 @@ like the kernels; no address is baked into its code). The interpreter is a
 1. checks every argument against the key (exact ``ndarray`` type, dtype object,
    rank, dims, C-contiguous and aligned) and writes it into its slot; anything
    else returns ``MISS`` and the caller takes the per-node path, which converts or
-   raises exactly as before;
+   raises exactly as before. After the arguments come the new arrays the outputs
+   are written into (checked the same way, and writeable), one per output a kernel
+   writes: they take the slot of that output for this call;
 2. checks each shared variable's container still holds the value in its slot, and
    that every buffer it will overwrite is referenced by the plan alone (``REPAIR``
    otherwise: the Python side adopts the new values / allocates new buffers);
 3. points views (DimShuffles of per-call values) at their bases' current data;
-4. runs the kernels in order (GIL released); a nonzero status returns
+4. runs the kernels in order (GIL released; a kernel the per-node path split across
+   threads at these shapes through the native parallel-for); a nonzero status returns
    ``FAILED + step`` and the caller reruns the call through the per-node path,
    which raises the reference's error (nothing was committed yet);
 5. commits updates: each updated shared variable's new value was written into a
@@ -25,8 +28,10 @@ like the kernels; no address is baked into its code). The interpreter is a
    update may read old values anywhere); the two buffers swap and the container
    takes the new one.
 
-Returned outputs are always copies (they never alias plan buffers, inputs or
-shared storage). The table's word 0 is a busy flag: a concurrent call (another
+Returned outputs never alias plan buffers, inputs or shared storage, nor each other:
+the kernels write them straight into the new arrays (``call`` allocates them, or
+reuses the ones the caller dropped); views, an output returned twice and update
+values are copies. The table's word 0 is a busy flag: a concurrent call (another
 thread) takes the per-node path; the caller clears it after copying the outputs.
 """
 
@@ -52,6 +57,7 @@ from graphc.backend.llvm.plan_interp import (  # noqa: F401 -- re-exported
     H_NSHARED,
     H_NSTEPS,
     H_NSWAP,
+    H_PARFOR,
     H_REBIND,
     H_SHARED,
     H_STEPS,
@@ -234,11 +240,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
         else:
             rec = by_node.get(node, [])
             if len(rec) > 1:
-                # The per-node path splits this kernel across threads at these shapes (the
-                # executor's size threshold); a plan runs its steps in one thread.
-                exc = NoPlan(f"{node.op}: {len(rec)} kernel calls (split across threads)")
-                exc.shapes = True
-                raise exc
+                # The per-node path split this kernel across threads at these shapes: so does
+                # the plan, through the native parallel-for.
+                start, stop = _split(node, rec, [vals[o] for o in outs])
+                rec = [((start, stop, *rec[0][0][2:]), 0)]
             if len(rec) != 1 or rec[0][1] != 0:
                 raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
             a, _ = rec[0]
@@ -300,6 +305,7 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     for s, o in keep.items():
         words[s] = id(o)
     words[H_FLOAT] = id(float)
+    words[H_PARFOR] = _parallel_for() if any(st[2] < 0 for st in steps) else 0
     scalar_words = {}
     for s in arg_slots:
         a = vals[s]
@@ -381,6 +387,34 @@ def _output_sources(program: Any, n_outputs: int, steps: list[tuple], views: lis
         else:
             outputs.append(("slot", s))
     return fresh, outputs
+
+
+def _parallel_for() -> int:
+    """The native parallel-for's address, its pool started (see ``_split``)."""
+    from graphc.backend.llvm import executor, parallel
+
+    found = parallel.symbols() if parallel.ENABLED else None
+    if found is None or not parallel.ensure(executor.kernel_threads()):
+        exc = NoPlan("a kernel split across threads, and no native parallel-for here")
+        exc.shapes = True
+        raise exc
+    return found[parallel.PARALLEL_FOR]
+
+
+def _split(node: Apply, rec: list[tuple], outs: list[Any]) -> tuple[int, int]:
+    """``(-slices, size)``: the step word pair of a kernel the per-node path ran on slices of
+    its outputs' elements (the same arrays, ranges tiling ``[0, size)``); the interpreter
+    runs it through the native parallel-for (graphc.backend.llvm.parallel)."""
+    first = rec[0][0]
+    ranges = sorted((int(a[0]), int(a[1])) for a, _ in rec)
+    size = max(o.size for o in outs)
+    if (any(rc or len(a) != len(first) or any(x is not y for x, y in zip(a[2:], first[2:]))
+            for a, rc in rec) or ranges[0][0] != 0 or ranges[-1][0] >= size or ranges[-1][1] < size
+            or any(lo != hi for (_, hi), (lo, _) in zip(ranges, ranges[1:]))
+            or len(rec) > 255 or len(first) - 2 > MAX_ARRAYS):
+        raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
+    _parallel_for()
+    return -len(rec), size
 
 
 def _converted_constant(x: Any, constants: list[Any], vals: list[Any], extra: list[Any]) -> int:

@@ -6,7 +6,9 @@ code has no address in it) and bound as a ``METH_FASTCALL`` builtin to each plan
 table (graphc.backend.llvm.plan describes what it does). The table is int64 words: a
 header of section offsets and counts, then one slot per value (an object address), then
 the sections: argument checks, shared-variable checks, guards, view rebinds, kernel
-calls, update swaps.
+calls, update swaps. A kernel call whose start word is negative runs through the native
+parallel-for (graphc.backend.llvm.parallel, its address in the header) on ``-start``
+slices of ``[0, stop)``, as the per-node path splits that kernel.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from llvmlite import ir
 from graphc.backend.llvm.irutil import F32, F64, I8, I32, I64, PTR
 from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
 
-INTERP = "graphc_plan_interp_v4"
+INTERP = "graphc_plan_interp_v5"
 FLOAT_VALUE_OFF = 16  # PyFloatObject: ob_refcnt, ob_type, ob_fval
 OK, MISS, REPAIR, BUSY, FAILED = 0, 1, 2, 3, 4
 ARITY_BUCKETS = (3, 4, 6, 8, 12, 16, 24, 40)
@@ -30,6 +32,7 @@ NPY_C_CONTIGUOUS, NPY_OWNDATA, NPY_ALIGNED, NPY_WRITEABLE = 0x1, 0x4, 0x100, 0x4
 H_BUSY, H_NARGS, H_ARGS, H_NSHARED, H_SHARED, H_NGUARD, H_GUARD = 0, 1, 2, 3, 4, 5, 6
 H_NREBIND, H_REBIND, H_NSTEPS, H_STEPS, H_NSWAP, H_SWAP = 7, 8, 9, 10, 11, 12
 H_FLOAT, H_LATE, HEADER = 13, 14, 16  # PyFloat_Type; steps run with the GIL released; size
+H_PARFOR = 15  # graphc_parallel_for's address (0: none; then no step is split)
 
 
 # -- the interpreter -----------------------------------------------------------------------
@@ -55,6 +58,7 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
     fn = ir.Function(module, ir.FunctionType(PTR, [PTR, PTR, I64]), name=INTERP)
     table, args, nargs = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
+    slices = b.alloca(PTR, size=ir.Constant(I64, MAX_ARRAYS))  # a split step's arrays
 
     def c(v: int) -> ir.Constant:
         return ir.Constant(I64, v)
@@ -171,8 +175,21 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
         first = b.add(base, c(4))
         join = fn.append_basic_block("called")
         default = fn.append_basic_block("bad_arity")
-        sw = b.switch(n, default)
+        split = fn.append_basic_block("split")
+        whole = fn.append_basic_block("whole")
         rcs = []
+        b.cbranch(b.icmp_signed("<", start, c(0)), split, whole)
+        b.position_at_end(split)
+        # i32 graphc_parallel_for(ptr kernel, i64 size, i64 nslices, i64 nargs, ptr arrays)
+        loop(n, lambda j: b.store(slot_obj(b.add(first, j)), at(slices, j, PTR)))
+        parfor = b.inttoptr(T(H_PARFOR), PTR)
+        parfor.__class__ = _callee_class(type(parfor))
+        parfor.fnty = ir.FunctionType(I32, [PTR, I64, I64, I64, PTR])
+        args = [b.inttoptr(T(base), PTR), stop, b.neg(start), n, b.bitcast(slices, PTR)]
+        rcs.append((b.call(parfor, args), b.block))
+        b.branch(join)
+        b.position_at_end(whole)
+        sw = b.switch(n, default)
         # A kernel is called with the arity of its bucket, the arrays it does not take null:
         # the C calling convention lets a callee ignore trailing arguments (few cases to
         # compile instead of one per arity).
