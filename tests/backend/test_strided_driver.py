@@ -93,3 +93,12 @@ def test_kernels_call_the_shared_driver_and_it_is_bound_once() -> None:
     assert np.allclose(fn(data), np.tanh(data) * 2)
     addr = strided_driver.bind()
     assert addr and strided_driver.bind() == addr
+
+
+def test_a_million_rows_keep_the_stack_flat() -> None:
+    """The odometer runs once per row: nothing in it may allocate stack (an alloca in the
+    row loop grew the stack by a word per row)."""
+    x = np.ones((1000, 1000, 2), "float32")
+    y = np.arange(2, dtype="float32").reshape(1, 1, 2)
+    got, want = run_both(lambda a, b: a + b, x, y)
+    same(got, want)

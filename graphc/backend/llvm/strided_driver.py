@@ -168,16 +168,15 @@ def build_driver(module: ir.Module) -> None:
     b.ret(ir.Constant(I32, STATUS_REFUSED))
     b.position_at_end(ok)
 
-    # Fixed-size stack areas (the limits above), so the entry block allocates them once.
+    # Stack areas sized by this call's arrays and rank (allocated once, outside any loop):
+    # a small frame, where fixed maximal ones would spread a call's few words over pages.
     status = b.alloca(I32, name="status")
     b.store(ir.Constant(I32, 0), status)
-    ptrs = b.alloca(PTR, size=_c(MAX_ARRAYS), name="ptrs")
-    data = b.alloca(PTR, size=_c(MAX_ARRAYS), name="data")
-    offs = b.alloca(I64, size=_c(MAX_ARRAYS), name="offs")
-    idx = b.alloca(I64, size=_c(MAX_DIMS), name="idx")
-    estr = b.alloca(I64, size=_c(MAX_ARRAYS * MAX_DIMS), name="estr")
-    bufs = b.alloca(ir.ArrayType(I64, BLOCK), size=_c(MAX_ARRAYS), name="bufs")
-    bufs.align = 64
+    ptrs = b.alloca(PTR, size=narrays, name="ptrs")
+    data = b.alloca(PTR, size=narrays, name="data")
+    offs = b.alloca(I64, size=narrays, name="offs")
+    idx = b.alloca(I64, size=b.add(ndim, _c(1)), name="idx")
+    estr = b.alloca(I64, size=b.add(b.mul(narrays, ndim), _c(1)), name="estr")
 
     odims = field(get(arrays, nin, PTR), OFF_DIMS)
 
@@ -215,10 +214,11 @@ def build_driver(module: ir.Module) -> None:
 
     # What each array does along the innermost dimension, the same for every row: read in
     # place (unit stride), stay at element 0 (statically one element), or go through a buffer.
-    inner = b.alloca(I64, size=_c(MAX_ARRAYS), name="inner")
-    sizes = b.alloca(I64, size=_c(MAX_ARRAYS), name="sizes")
-    mode = b.alloca(I64, size=_c(MAX_ARRAYS), name="mode")  # 0 buffered, 1 in place, 2 fixed
+    inner = b.alloca(I64, size=narrays, name="inner")
+    sizes = b.alloca(I64, size=narrays, name="sizes")
+    mode = b.alloca(I64, size=narrays, name="mode")  # 0 buffered, 1 in place, 2 fixed
     buffered = b.alloca(ir.IntType(1), name="buffered")
+    carry = b.alloca(I64, name="carry")  # here, not in the row loop: an alloca there grows the stack
     b.store(ir.Constant(ir.IntType(1), 0), buffered)
 
     def classify(k: ir.Value) -> None:
@@ -237,6 +237,29 @@ def build_driver(module: ir.Module) -> None:
     block_len = b.select(b.load(buffered, typ=ir.IntType(1)), _c(BLOCK), b.select(
         b.icmp_signed(">", length, _c(0)), length, _c(1)))
     nblocks = b.udiv(b.add(length, b.sub(block_len, _c(1))), block_len)
+
+    # Matrices with every row in place (a bias row broadcast down a batch, a slice of rows):
+    # a tight loop over rows, a pointer per array and one call each, nothing more.
+    plain = fn.append_basic_block("plain_rows")
+    general = fn.append_basic_block("general")
+    b.cbranch(b.and_(b.icmp_signed("==", ndim, _c(2)), b.not_(b.load(buffered, typ=ir.IntType(1)))),
+              plain, general)
+    b.position_at_end(plain)
+
+    def plain_row(i: ir.Value) -> None:
+        def point(k: ir.Value) -> None:
+            step = get(estr, b.mul(k, _c(2)))
+            b.store(b.gep(get(data, k, PTR), [b.mul(i, step)], source_etype=I8), at(ptrs, k, PTR))
+
+        _for(b, narrays, point, "point")
+        rc = _call_thunk(b, thunk, thunk_ty, [_c(0), length, ptrs])
+        b.store(b.or_(b.load(status, typ=I32), rc), status)
+
+    _for(b, get(odims, _c(0)), plain_row, "prow")
+    b.branch(done)
+    b.position_at_end(general)
+    bufs = b.alloca(ir.ArrayType(I64, BLOCK), size=narrays, name="bufs")
+    bufs.align = 64
 
     def buffer_of(k: ir.Value) -> ir.Value:
         return b.bitcast(b.gep(bufs, [k], source_etype=ir.ArrayType(I64, BLOCK)), PTR)
@@ -274,7 +297,7 @@ def build_driver(module: ir.Module) -> None:
             _for(b, b.sub(narrays, nin), scatter, "scatter")
 
         _for(b, nblocks, block, "block")
-        _advance(b, fn, idx, offs, estr, odims, narrays, ndim, last)
+        _advance(b, fn, carry, idx, offs, estr, odims, narrays, ndim, last)
 
     _for(b, outer, row, "row")
     b.branch(done)
@@ -287,10 +310,9 @@ def _call_thunk(b: ir.IRBuilder, thunk: ir.Value, ty: ir.FunctionType, args: lis
     return b.call(as_callee(b.bitcast(thunk, PTR), ty), args)
 
 
-def _advance(b: ir.IRBuilder, fn: ir.Function, idx: ir.Value, offs: ir.Value, estr: ir.Value,
+def _advance(b: ir.IRBuilder, fn: ir.Function, d_p: ir.Value, idx: ir.Value, offs: ir.Value, estr: ir.Value,
              odims: ir.Value, narrays: ir.Value, ndim: ir.Value, last: ir.Value) -> None:
     """The odometer over the outer dimensions: the next row's byte offset of every array."""
-    d_p = b.alloca(I64, name="d")
     b.store(b.sub(last, _c(1)), d_p)
     head = fn.append_basic_block("carry.head")
     step = fn.append_basic_block("carry.step")
