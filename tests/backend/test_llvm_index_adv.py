@@ -285,7 +285,7 @@ def test_plans_replay_the_checked_kernel() -> None:
         qv, rv = rng.integers(-6, 6, 4), rng.integers(-6, 6, 4)
         for got, want in zip(fn(x, qv, rv), ref(x, qv, rv)):
             np.testing.assert_array_equal(got, want)
-    assert fn._plan is not None
+    assert fn._plan is not None, fn._plan_why
     with pytest.raises(Exception) as e:
         ref(x, np.array([0, 1, 2, 6]), rv)
     with pytest.raises(type(e.value), match="out of bounds"):
