@@ -66,13 +66,16 @@ def _cfunc(addr: int, nargs: int) -> Callable[..., int]:
 
 
 WHOLE = 1 << 62  # "stop" meaning the whole array
-# Below this many elements a thread round trip (~50-80 us, more on a loaded machine) costs
-# more than it saves for kernels doing transcendental math (exp, tanh, ...); measured on 2
-# cores: exp(x)*y+tanh(x) on 2**17 floats 89 us alone, 141 us split; on 2**21, 1444 vs 824.
-PARALLEL_MIN_ELEMENTS = 1 << 19
+# Below this many elements splitting is not worth it for kernels doing transcendental math
+# (exp, tanh, ...). The native pool's round trip is ~0.4 us with its workers spinning, a few
+# us to wake them (the Python pool's was 50-80 us, hence 2**19 before); measured on 2 cores
+# (under load: the gain shows only when a core is free): exp(x)*y+tanh(z) on 2**16 floats
+# 45 us alone, 25 split; on 2**20, 0.70 vs 0.35 ms. A late worker costs little: the caller
+# claims the slices nobody has taken (split medians >= 0.96x one thread under full load).
+PARALLEL_MIN_ELEMENTS = 1 << 16
 # Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
-# from this many times PARALLEL_MIN_ELEMENTS (relu on 2**19 floats: 155 us alone, 157 split).
-CHEAP_KERNEL_FACTOR = 2
+# from this many times PARALLEL_MIN_ELEMENTS (x*y+z on 2**18 floats: 142 us alone, 119 split).
+CHEAP_KERNEL_FACTOR = 4
 _CHEAP_OPS = frozenset({
     "add", "sub", "mul", "neg", "abs", "sgn", "sqr", "maximum", "minimum", "clip", "switch",
     "eq", "neq", "lt", "le", "gt", "ge", "and_", "or_", "xor", "invert", "floor", "ceil", "round",
