@@ -195,6 +195,10 @@ def build_kernel(module: ir.Module, dag: ScalarDAG, ndim: int, out_dtypes: list[
     strided_driver.prefetch()
     fn = ir.Function(module, ir.FunctionType(I32, [I64, I64] + [PTR] * (nin + nout)), name=name)
     fn.attributes.add("nounwind")
+    # The wrapper is straight-line checks around a call: unoptimized it costs a few ns more
+    # a call and a third less compile time per kernel (the body keeps the full pipeline).
+    fn.attributes.add("optnone")
+    fn.attributes.add("noinline")
     start, stop = fn.args[:2]
     arrays = list(fn.args[2:])
     b = ir.IRBuilder(fn.append_basic_block("entry"))
