@@ -17,10 +17,11 @@ A lone leading mask (``x[mask]``, ``x[mask] = y``) skips phase 1: phase 2 walks 
 
 Index arrays broadcast against each other; NumPy puts the broadcast dimensions where the
 advanced indices stand (or in front when they are separated) — the Layout follows
-graphc.ops.subtensor.index_static_shape. Every index is checked before use (negative
-indices wrap once): when the broadcast result is not empty, a first pass checks every
-element of every index array, as NumPy does, and the main loop checks again (another
-thread may write to an index array while the kernel runs). Scalar indices are checked
+graphc.ops.subtensor.index_static_shape. Every index is checked where it is read
+(negative indices wrap once). As NumPy, every element of every index array is checked
+when the broadcast result is not empty: the main loop reads them all, unless a result
+dimension in front of the broadcast ones is empty (then a pass of its own checks them).
+Scalar indices are checked
 always, slices (normalized by the runner) and every shape the kernel relies on are
 checked on entry. Any failure returns status 1: the runner runs the reference, which
 raises NumPy's error.
@@ -285,17 +286,22 @@ def _main(b: ir.IRBuilder, fail: _Fail, spec: Spec, x: Arr, py: Any, pp: Any, pa
         else:
             continue
         base = b.add(base, b.mul(r, src.strides[axis]))
-    # NumPy checks every index when the broadcast result is not empty.
+    # NumPy checks every index when the broadcast result is not empty. The main loop reads
+    # (and checks) every one of them unless a result dimension in front of the broadcast
+    # ones is empty: only then a pass of its own checks them.
     size: ir.Value = c64(1)
     for g in gd:
         size = b.mul(size, g)
+    outer: ir.Value = c64(1)
+    for t in td[:lay.at]:
+        outer = b.mul(outer, t)
 
     def check_all() -> None:
         for a, off, dims, strides, axis in srcs:
             nest(b, dims, [strides], [off], lambda o, a=a, axis=axis: fail.check(
                 _row_index(b, a, o[0], x.dims[axis])[1]))
 
-    _when(b, b.icmp_signed("!=", size, c64(0)), check_all)
+    _when(b, b.and_(b.icmp_signed("!=", size, c64(0)), b.icmp_signed("==", outer, c64(0))), check_all)
     vstr = _value_strides(b, spec, out, y)
     astr = []
     for o in lay.outs:
