@@ -261,9 +261,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
                 alias[outs[0]] = ins[0]  # nothing to sum at these shapes: the same buffer
                 continue
             steps.append((node, program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
+    old_values = {shared_slot for _, shared_slot in upd_slot.values()}
     for s in program.output_slots[:n_outputs]:
-        if res(s) in input_slots:
-            raise NoPlan("an output that is an input")
+        if res(s) in old_values:  # (copied after the swap, it would be the new value)
+            raise NoPlan("an output that is the value of an updated shared variable")
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     if any(s not in written for s in upd_slot):
         raise NoPlan("an update value that no kernel writes")
@@ -273,6 +274,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     for s_u in inplace:
         alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
     fresh_slots, outputs = _output_sources(program, n_outputs, steps, views, upd_slot, res, vals)
+    for k, (kind, where) in enumerate(outputs):
+        if kind == "slot" and res(where) in input_slots:  # an argument or a shared value
+            j = input_slots.index(res(where))
+            outputs[k] = ("arg", j) if j < n_args else ("container", containers[j - n_args])
     # -- the table --------------------------------------------------------------------------
     keep: dict[int, Any] = {}
     words: list[int] = [0] * HEADER
@@ -346,7 +351,9 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     from graphc.backend.llvm.entry import make_builtin_on
 
     runner = make_builtin_on(addr, INTERP, table)
-    resolved = [("slot", P(where)) if kind == "slot" else (kind, where) for kind, where in outputs]
+    resolved = [("slot", P(where)) if kind == "slot" else
+                ("arg", (where, keep.get(scalar_words.get(arg_slots[where], -1)))) if kind == "arg" else
+                (kind, where) for kind, where in outputs]
     key = tuple((vals[s].shape, vals[s].dtype) for s in arg_slots)
     plan = Plan(table, keep, runner, resolved, shared, guards, swaps, key)
     plan.owned = owned
@@ -363,7 +370,8 @@ def _output_sources(program: Any, n_outputs: int, steps: list[tuple], views: lis
     """The slots written straight into new arrays each call, and per returned output where it
     comes from: ``("fresh", j)`` the j-th new array; ``("again", j)`` a copy of it (the same
     value returned twice); ``("container", c)`` a copy of an update's new value; ``("slot", s)``
-    a copy of a plan slot after the run (a view, an input, a shared value)."""
+    a copy of a plan slot after the run (a view; ``build_plan`` makes inputs ``("arg", j)``,
+    a copy of argument j, and shared values ``("container", c)``)."""
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     held = {d for d, _, _ in views} | set(upd_slot) | set(program.input_slots)
     root: dict[int, int] = {}  # a view -> the slot whose data it follows
@@ -550,6 +558,11 @@ def _caller(plan: Plan, single: bool) -> Any:
         elif kind == "slot":
             names[f"o{k}"] = plan.keep[where]  # the same object every call (views are rebound)
             exprs.append(f"o{k}.copy()")
+        elif kind == "arg":  # an argument (a Python float: where the plan stored it)
+            j, buf = where
+            names[f"b{k}"] = buf
+            exprs.append(f"args[{j}].copy()" if buf is None else
+                         f"(b{k} if type(args[{j}]) is float else args[{j}]).copy()")
         else:
             names[f"c{k}"] = where
             exprs.append(f"c{k}.value.copy()")
