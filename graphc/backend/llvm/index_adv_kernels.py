@@ -87,25 +87,30 @@ def _when(b: ir.IRBuilder, cond: ir.Value, body: Callable[[], None]) -> None:
 
 
 def _coords(b: ir.IRBuilder, fail: _Fail, mask: Arr, coords: Arr) -> None:
-    """``coords[d, c] = d-th index of the c-th true entry`` (C order), every write checked."""
+    """``coords[d, c] = d-th index of the c-th true entry`` (C order), NumPy's ``nonzero``.
+    Branch-free as ``_direct_elements``: every position is written at column ``c``, which
+    advances by the mask bit; the loop stops once the ``n`` columns are written."""
     k = mask.ndim
+    n = coords.dims[1]
     fail.check(b.icmp_signed("==", coords.dims[0], c64(k)))
     cnt = entry_alloca(b, I64)
     b.store(c64(0), cnt)
+    done = b.append_basic_block("done")
 
     def one(o: list[ir.Value]) -> None:
-        def put() -> None:
-            c = b.load(cnt, typ=I64)
-            fail.check(b.icmp_signed("<", c, coords.dims[1]))
-            col = b.mul(c, coords.strides[1])
-            for d in range(k):
-                coords.store(o[1 + d], b.add(b.mul(c64(d), coords.strides[0]), col))
-            b.store(b.add(c, c64(1)), cnt)
-
-        _when(b, mask.load(o[0]), put)
+        c = b.load(cnt, typ=I64)
+        go = b.append_basic_block("put")
+        b.cbranch(b.icmp_signed("<", c, n), go, done)
+        b.position_at_end(go)
+        col = b.mul(c, coords.strides[1])
+        for d in range(k):
+            coords.store(o[1 + d], b.add(b.mul(c64(d), coords.strides[0]), col))
+        b.store(b.add(c, b.zext(mask.load(o[0]), I64)), cnt)
 
     nest(b, mask.dims, [mask.strides] + [_unit(d, k) for d in range(k)], [c64(0)] * (1 + k), one)
-    fail.check(b.icmp_signed("==", b.load(cnt, typ=I64), coords.dims[1]))
+    b.branch(done)
+    b.position_at_end(done)
+    fail.check(b.icmp_signed("==", b.load(cnt, typ=I64), n))
 
 
 @dataclass(frozen=True)
