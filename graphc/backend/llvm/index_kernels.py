@@ -339,6 +339,32 @@ def lower_adv(node: Apply) -> NativeNode | None:
     return NativeNode(name, spec.nargs(), lambda m: build(m, name, spec), lambda cf: _runner(node, spec, cf))
 
 
+def _target_fn(lay: Layout) -> Callable[[tuple, tuple, Any], tuple]:
+    """``target(x.shape, group, params)``: the shape of ``x[idx]``, as generated code (the
+    runner's per-call cost)."""
+    parts = []
+    for o in lay.outs:
+        if o[0] == "g":
+            parts.append(f"group[{o[1]}]")
+        elif o[0] == "new":
+            parts.append("1")
+        else:
+            ax = lay.axes[o[1]]
+            parts.append(f"int(params[{3 * ax[1] + 2}])" if ax[0] == "slice" else f"shape[{o[1]}]")
+    return eval(f"lambda shape, group, params: ({', '.join(parts)},)")  # noqa: S307 -- our own text
+
+
+def _group(shapes: list[tuple[int, ...]]) -> tuple[int, ...] | None:
+    """The broadcast shape of the index arrays, None when they do not broadcast."""
+    first = shapes[0]
+    if all(s == first for s in shapes):
+        return first
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        return None
+
+
 def _runner(node: Apply, spec: Any, cf: Callable[..., int]) -> Runner:
     lay = spec.lay
     take = spec.mode == "take"
@@ -346,18 +372,21 @@ def _runner(node: Apply, spec: Any, cf: Callable[..., int]) -> Runner:
     get, alloc = gate.getter(range(len(node.inputs))), gate.allocator(0)
     n_masks = len(lay.masks)
     out_ndim = len(lay.outs)
+    middle_pos = lay.arrays + lay.masks_pos + lay.syms
+    target_of = _target_fn(lay)
 
     def run(values: list[Any]) -> list[Any]:
         vals = get(values)
         a = vals[0]
         shape = a.shape
         head = [a] if take else [a, vals[1]]
+        params = None
         if lay.slices:
             params = _slice_params(lay, vals, shape)
             if params is None:
                 return run_node(node, values)
             head.append(params)
-        middle = [vals[p] for p in lay.arrays + lay.masks_pos + lay.syms]
+        middle = [vals[p] for p in middle_pos]
         src_shapes = [vals[p].shape for p in lay.arrays]
         tail: list[np.ndarray] = []
         if n_masks:
@@ -368,34 +397,25 @@ def _runner(node: Apply, spec: Any, cf: Callable[..., int]) -> Runner:
             coords_dummy = [counts] * (0 if lay.direct else n_masks)
             if cf(COUNT, COUNT, *head, *middle, *coords_dummy, counts, counts):
                 return run_node(node, values)
+            sizes = counts.tolist()
             if lay.direct:
                 tail = [counts]
             else:
-                coords = [np.empty((k, int(c)), np.int64) for (_, k, _), c in zip(lay.masks, counts)]
-                tail = coords + [counts]
+                tail = [np.empty((k, c), np.int64) for (_, k, _), c in zip(lay.masks, sizes)]
+                tail.append(counts)
                 if cf(COORDS, COORDS, *head, *middle, *tail, counts):
                     return run_node(node, values)
-            src_shapes += [(int(c),) for c in counts]
-        try:
-            group = np.broadcast_shapes(*src_shapes)
-        except ValueError:
+            src_shapes += [(c,) for c in sizes]
+        group = _group(src_shapes)
+        if group is None:
             return run_node(node, values)  # index arrays that do not broadcast: IndexError
-        target = []
-        for o in lay.outs:
-            if o[0] == "g":
-                target.append(group[o[1]])
-            elif o[0] == "new":
-                target.append(1)
-            else:
-                ax = lay.axes[o[1]]
-                target.append(int(head[-1][3 * ax[1] + 2]) if ax[0] == "slice" else shape[o[1]])
-        target_t = tuple(target)
+        target = target_of(shape, group, params)
         if take:
-            out = alloc(target_t)
+            out = alloc(target)
         else:
             v = vals[1]
-            if v.shape != target_t[out_ndim - v.ndim:] and any(
-                    d not in (1, t) for d, t in zip(v.shape, target_t[out_ndim - v.ndim:])):
+            vt = target[out_ndim - v.ndim:]
+            if v.shape != vt and any(d not in (1, t) for d, t in zip(v.shape, vt)):
                 return run_node(node, values)  # cannot broadcast: the reference's ValueError
             out = alloc(shape)
         if cf(MAIN, MAIN, *head, *middle, *tail, out):
