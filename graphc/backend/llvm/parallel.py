@@ -647,6 +647,8 @@ def _bind(cfunc: Any, table: dict[Any, Any], name: str) -> Any:
     except TypeError:  # unhashable: not a kernel caller
         return None
     found = kernel_of(cfunc)
+    if found is None:  # not cached: a recording wrapper would keep its recorded arrays alive
+        return None
     par = None
     addrs = _compile()
     if found is not None and addrs is not None and found[1] <= MAX_ARRAYS:
