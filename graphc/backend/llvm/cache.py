@@ -413,7 +413,7 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
     from graphc.backend.llvm import jit
     from graphc.backend.llvm.scalar import Unsupported
 
-    modules, groups, opts = [], [], []
+    builds, texts, groups = jit.Builds(), [], []
     for part, part_opt in _parts_and_pipelines(list(builders), opt):
         module = ir.Module(name="graphc")
         here, failed = [], {}
@@ -432,14 +432,14 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
         arity = {n: fast.kernel_arrays(module, n) for n in here} if fast.available() else {}
         part_entries = [f"{n}:{k}" for n, k in arity.items() if k is not None]
         fast.prepare_soon({k for k in arity.values() if k is not None})
-        if here:
-            modules.append(module)
-            opts.append(part_opt)
+        if here:  # compiles in a thread while the next part's IR is generated
+            texts.append(jit.module_text(module))
+            builds.start(texts[-1], part_opt)
         groups.append((here, failed, part_entries, part_opt))
     compiled = None
-    if modules:
+    if texts:
         symbols = [n for here, _, _, _ in groups for n in here]
-        compiled = jit.compile_module(modules, symbols, opts)
+        compiled = jit.load_built(texts, builds.results(), symbols)
         objs = jit.unpack_objects(compiled.obj)
         texts = compiled.ir_text.split(jit.PART_MARK)
         opt_texts = compiled.opt_ir_text.split(jit.PART_MARK)

@@ -288,6 +288,42 @@ def build_objects(texts: list[str], opt: int | list[int] = 3) -> list[tuple[byte
     return results  # type: ignore[return-value]
 
 
+class Builds:
+    """Module texts compiled into object code in threads, each one started as soon as its
+    text exists: while LLVM compiles a part (without the GIL), Python generates the next
+    part's IR. ``results`` waits for them all (in order); errors re-raise there."""
+
+    def __init__(self) -> None:
+        self._jobs: list[tuple[threading.Thread | None, dict[str, object]]] = []
+        self._parallel = _unlocked("LLVMPY_RunNewModulePassManager") is not None
+
+    def start(self, text: str, opt: int) -> None:
+        job: dict[str, object] = {"text": text, "opt": opt}
+        thread = None
+        if self._parallel:
+            def work() -> None:
+                try:
+                    job["built"] = build_object(text, opt, unlocked=True)
+                except BaseException as exc:  # noqa: BLE001 - re-raised by results()
+                    job["error"] = exc
+
+            thread = threading.Thread(target=work, name="graphc-llvm", daemon=True)
+            thread.start()
+        self._jobs.append((thread, job))
+
+    def results(self) -> list[tuple[bytes, str]]:
+        out = []
+        for thread, job in self._jobs:
+            if thread is None:
+                job["built"] = build_object(job["text"], job["opt"])  # type: ignore[arg-type]
+            else:
+                thread.join()
+            if "error" in job:
+                raise job["error"]  # type: ignore[misc]
+            out.append(job["built"])
+        return out  # type: ignore[return-value]
+
+
 # Object code of a module built in several parts: the parts' object files, concatenated.
 _PARTS = b"GRAPHC-OBJECTS-1\n"
 
@@ -361,7 +397,11 @@ def compile_module(module: ir.Module | list[ir.Module], names: list[str],
     """
     modules = module if isinstance(module, list) else [module]
     texts = [module_text(m) for m in modules]
-    built = build_objects(texts, opt)
+    return load_built(texts, build_objects(texts, opt), names)
+
+
+def load_built(texts: list[str], built: list[tuple[bytes, str]], names: list[str]) -> CompiledModule:
+    """Load the object code ``built`` from module texts ``texts``; the addresses of ``names``."""
     obj = pack_objects([o for o, _ in built])
     engine, addresses = load_object(obj, names)
     return CompiledModule(engine, addresses, obj=obj,
