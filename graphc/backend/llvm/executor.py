@@ -74,8 +74,9 @@ WHOLE = 1 << 62  # "stop" meaning the whole array
 # claims the slices nobody has taken (split medians >= 0.96x one thread under full load).
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
-# from this many times PARALLEL_MIN_ELEMENTS (x*y+z on 2**18 floats: 142 us alone, 119 split).
-CHEAP_KERNEL_FACTOR = 4
+# from this many times PARALLEL_MIN_ELEMENTS (x*y+z on 2**18 floats: 142 us alone, at best
+# 119 split; on 2**20, 574 vs 571: both threads wait on memory).
+CHEAP_KERNEL_FACTOR = 8
 _CHEAP_OPS = frozenset({
     "add", "sub", "mul", "neg", "abs", "sgn", "sqr", "maximum", "minimum", "clip", "switch",
     "eq", "neq", "lt", "le", "gt", "ge", "and_", "or_", "xor", "invert", "floor", "ceil", "round",
