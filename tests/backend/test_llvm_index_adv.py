@@ -324,3 +324,25 @@ def test_symbolic_slices_and_scalars(bounds: tuple) -> None:
         got, want = fn(*args), ref(*args)
         assert got.shape == want.shape
         np.testing.assert_array_equal(got, want)
+
+
+def test_other_dtypes_and_debug_mode() -> None:
+    """float16 data runs the reference (no kernel); int8 increments wrap as np.add.at's;
+    uint64 / int8 index arrays; DEBUG mode (native checked against the reference per call)."""
+    a16, q, r = T.tensor("float16", shape=(None, None), name="a"), T.lvector("q"), T.lvector("r")
+    fn = graphc.function([a16, q, r], a16[q, r], mode=NATIVE)
+    assert not fn.native_kernels()
+    x16 = np.arange(12, dtype="float16").reshape(3, 4)
+    np.testing.assert_array_equal(fn(x16, [0, 2], [1, -1]), x16[[0, 2], [1, -1]])
+    x8 = np.full((3, 4), 120, "int8")
+    i = np.array([0, 0, 2], "uint64")
+    j = np.array([1, 1, -1], "int8")
+    want = x8.copy()
+    np.add.at(want, (i, j), np.int8(5))
+    _compare(lambda a, p, s: T.inc_subtensor(a[p, s], np.int8(5)), [x8, i, j], want, IncSubtensor)
+    a, m = T.fmatrix("a"), T.tensor("bool", shape=(None, None), name="m")
+    outs = [a[q, r], a[m], T.inc_subtensor(a[m], 1.0), a[:, q], T.set_subtensor(a[q, ::2], 3.0)]
+    debug = graphc.function([a, q, r, m], outs, mode="DEBUG")
+    x = np.random.default_rng(0).standard_normal((6, 6)).astype("float32")
+    got = debug(x, np.array([0, -1, 3]), np.array([1, 1, 1]), x > 0)
+    assert [g.shape for g in got] == [(3,), (int((x > 0).sum()),), (6, 6), (6, 3), (6, 6)]
