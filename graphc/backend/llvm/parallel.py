@@ -11,9 +11,12 @@ A job is published through one 64-bit *ticket* word: generation (32 bits), slice
 (16) and next unclaimed slice (16). Every thread, the caller included, claims slices with
 a compare-and-swap on the ticket until none is left, so a worker that wakes late finds
 its slice taken by the caller instead of delaying the call, and a worker that sees a new
-generation can never run a slice of an old job. Idle workers spin briefly (``pause``,
-``SPIN_CYCLES`` of the time-stamp counter), then sleep on a futex (libc ``syscall``); the
-caller waits for the slices' completion count the same way. One job runs at a time: a
+generation can never run a slice of an old job. Idle workers spin briefly (``pause``;
+after ``YIELD_CYCLES`` of the time-stamp counter ``sched_yield``, since on a busy machine
+the thread waited for may be queued on this CPU), then after ``SPIN_CYCLES`` sleep on a
+futex (libc ``syscall``); the caller waits for the slices' completion count the same
+way. Round trip (2 cores): ~0.4 us with the workers spinning, ~2 us to wake a sleeping
+one (measured under load; the Python pool's was 50-80 us). One job runs at a time: a
 caller finding the pool busy (another thread, or a kernel called from a worker) runs its
 job on its own thread. A forked child forgets the pool (its threads do not exist there)
 and starts its own on first use; at exit the workers stay asleep and the pool's memory
@@ -38,7 +41,7 @@ until it calls ``ensure`` itself) or when another job is running. Call ``symbols
 before loading object code that refers to them (it binds the symbols); the GIL may be
 held or not (the workers never take it).
 
-From Python, ``splitter(cfunc, threads)`` and ``each(cfunc)`` give builtins bound to a
+From Python, ``splitter(cfunc, threads)`` and ``each(cfunc, threads)`` give builtins bound to a
 kernel (its address and arity from its fast entry or ctypes prototype): ``f(size,
 threads, *arrays)`` and ``f(nslices, *arrays)``. They check the argument count and that
 every array is an ndarray, and release the GIL while the job runs.
