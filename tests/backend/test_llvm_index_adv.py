@@ -346,3 +346,42 @@ def test_other_dtypes_and_debug_mode() -> None:
     x = np.random.default_rng(0).standard_normal((6, 6)).astype("float32")
     got = debug(x, np.array([0, -1, 3]), np.array([1, 1, 1]), x > 0)
     assert [g.shape for g in got] == [(3,), (int((x > 0).sum()),), (6, 6), (6, 3), (6, 6)]
+
+
+def test_indices_written_by_another_thread_never_escape() -> None:
+    """Kernels run without the GIL: another thread may rewrite index arrays and masks between
+    the runner's checks and the kernel's reads, or during them. The kernel checks what it
+    reads, so a call returns or raises, and memory outside the arrays is never touched."""
+    import threading
+
+    from graphc.backend.reference import NodeRuntimeError
+
+    a, q = T.fmatrix("a"), T.lvector("q")
+    m = T.tensor("bool", shape=(None, None), name="m")
+    outs = [a[q, q], a[m], T.inc_subtensor(a[m], 1.0), a[:, m[0]], T.set_subtensor(a[m[:, 0], :2], 2.0)]
+    fn = graphc.function([a, q, m], outs, mode=NATIVE)
+    x = np.ones((64, 64), "float32")
+    qv = np.zeros(20000, np.int64)
+    mv = np.zeros((64, 64), bool)
+    stop = threading.Event()
+
+    def scribble() -> None:
+        k = 0
+        while not stop.is_set():
+            k += 1
+            qv[k % qv.size] = 10**9 if k % 3 == 0 else 0
+            qv[(k * 7) % qv.size] = 0
+            mv[:] = k % 2 == 0
+            mv[k % 64, :] = True
+
+    t = threading.Thread(target=scribble)
+    t.start()
+    try:
+        for _ in range(100):
+            try:
+                fn(x, qv, mv)
+            except NodeRuntimeError:
+                pass
+    finally:
+        stop.set()
+        t.join()
