@@ -86,7 +86,7 @@ MAX_WORKERS = 63
 OPT = 0
 #: A range is cut in this many slices per thread (claimed by whichever thread is free: a
 #: worker that wakes late or is preempted delays the call less), none under GRAIN elements.
-SLICES_PER_THREAD = 1
+SLICES_PER_THREAD = 2  # (1-8 measured alike under load; 2 bounds a shared core's lag)
 GRAIN = 4096
 #: False: kernels split through the Python thread pools instead (GRAPHC_NATIVE_POOL=0),
 #: for before/after comparisons; read per call.
