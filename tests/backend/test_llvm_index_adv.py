@@ -388,3 +388,67 @@ def test_indices_written_by_another_thread_never_escape() -> None:
     finally:
         stop.set()
         t.join()
+
+
+def _random_index(rng: np.random.Generator, shape: tuple) -> tuple:
+    """A random index on ``shape`` with at least one array or mask: arrays of broadcasting
+    shapes, masks (now and then of a wrong shape), ints, slices, None, one Ellipsis; some
+    indices out of range."""
+    items: list = []
+    axis, bshape, arrays = 0, (int(rng.integers(0, 4)),) * int(rng.integers(1, 3)), 0
+    while axis < len(shape) or not arrays:
+        if axis >= len(shape):
+            return _random_index(rng, shape)
+        n, r = shape[axis], rng.random()
+        if r < 0.3:
+            sh = tuple(int(rng.choice([1, d])) for d in bshape)[int(rng.integers(0, len(bshape))):]
+            out = int(rng.random() < 0.05)
+            items.append(rng.integers(-n - out, n + out, sh or bshape[-1:]) if n + out else np.zeros(sh, int))
+            axis, arrays = axis + 1, arrays + 1
+        elif r < 0.42:
+            k = int(rng.integers(1, min(2, len(shape) - axis) + 1))
+            msh = list(shape[axis: axis + k])
+            msh[0] += int(rng.random() < 0.05)
+            items.append(rng.random(msh) > 0.5)
+            axis, arrays = axis + k, arrays + 1
+        elif r < 0.55:
+            items.append(int(rng.integers(-n, n)) if n else 0)
+            axis += 1
+        elif r < 0.75:
+            a, b, c = (rng.choice([None, -2, -1, 0, 1, 2, 5]) for _ in range(3))
+            items.append(slice(a, b, c or None))
+            axis += 1
+        elif r < 0.85:
+            items.append(None)
+        elif not any(i is Ellipsis for i in items):
+            items.append(Ellipsis)
+            axis += int(rng.integers(0, len(shape) - axis + 1))
+        else:
+            items.append(slice(None))
+            axis += 1
+    return tuple(items)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_random_indices_against_numpy(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        shape = tuple(int(rng.integers(0 if rng.random() < 0.1 else 1, 5)) for _ in range(rng.integers(1, 5)))
+        x = rng.standard_normal(shape).astype(rng.choice(["float32", "float64", "int32"]))
+        idx = _random_index(rng, shape)
+        arrays = [i for i in idx if isinstance(i, np.ndarray)]
+
+        def build(a: T.TensorVariable, *q: T.TensorVariable, idx: tuple = idx) -> T.TensorVariable:
+            it = iter(q)
+            return a[tuple(next(it) if isinstance(i, np.ndarray) else i for i in idx)]
+
+        try:
+            want = x[idx]
+        except IndexError:
+            _raises_like_py(build, [x, *arrays])
+            continue
+        _compare(build, [x, *arrays], want)
+        y = rng.standard_normal(want.shape[int(rng.integers(0, want.ndim + 1)):]).astype(x.dtype)
+        updated = x.copy()
+        np.add.at(updated, idx, y)
+        _compare(lambda a, v, *q: T.inc_subtensor(build(a, *q), v), [x, y, *arrays], updated, IncSubtensor)
