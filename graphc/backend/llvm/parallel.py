@@ -517,6 +517,7 @@ _lock = threading.Lock()
 _state: dict[str, Any] = {}
 _KEEP: list[Any] = []  # never freed: workers may still run this code at interpreter exit
 _cell = ctypes.c_void_p(0)  # the pool the native code uses (POOL_CELL); 0: none
+_ready = -1  # workers of this process's pool, -1: no pool
 _bound: dict[Any, Any] = {}  # kernel caller -> its parallel builtin (or None)
 _each_bound: dict[Any, Any] = {}
 
@@ -596,7 +597,8 @@ def _add_workers(threads: int) -> None:
 def ensure(threads: int) -> bool:
     """Whether the native pool runs here, with at least ``threads - 1`` workers (started
     now if needed)."""
-    if _state.get("pool") is not None and _state["workers"] >= min(threads - 1, MAX_WORKERS):
+    global _ready
+    if _ready >= threads - 1 or _ready == MAX_WORKERS:  # (-1: no pool)
         return True
     with _lock:
         if _compile() is None:
@@ -606,14 +608,16 @@ def ensure(threads: int) -> bool:
         if _state["workers"] < min(threads - 1, MAX_WORKERS):
             _add_workers(threads)
         _cell.value = _state["pool"]
+        _ready = _state["workers"]
     return True
 
 
 def _forget() -> None:
     # A forked child has none of the parent's worker threads: a new pool on first use (and
     # a new lock: another thread of the parent may have held this one).
-    global _lock
+    global _lock, _ready
     _lock = threading.Lock()
+    _ready = -1
     _cell.value = None
     _state.pop("pool", None)
     _state["workers"] = 0
