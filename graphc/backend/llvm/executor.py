@@ -71,7 +71,9 @@ WHOLE = 1 << 62  # "stop" meaning the whole array
 # us to wake them (the Python pool's was 50-80 us, hence 2**19 before); measured on 2 cores
 # (under load: the gain shows only when a core is free): exp(x)*y+tanh(z) on 2**16 floats
 # 45 us alone, 25 split; on 2**20, 0.70 vs 0.35 ms. A late worker costs little: the caller
-# claims the slices nobody has taken (split medians >= 0.96x one thread under full load).
+# claims the slices nobody has taken (under full load the splits' medians ran 0.96-1.0x one
+# thread at 2**12-2**20); a worker sharing a busy core does (W6 sin on 1e6 under load:
+# 0.75 ms split, 0.59 alone; hence two slices per thread, see parallel.SLICES_PER_THREAD).
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
 # from this many times PARALLEL_MIN_ELEMENTS (x*y+z on 2**18 floats: 142 us alone, at best
