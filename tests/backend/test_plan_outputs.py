@@ -37,6 +37,16 @@ def _kinds(fn: object) -> list[str]:
     return [kind for kind, _ in fn._plan.outputs]
 
 
+def _split_steps(fn: object) -> list[int]:
+    """The sizes of the plan's steps run through the native parallel-for."""
+    t, at, split = fn._plan.table, int(fn._plan.table[plan.H_STEPS]), []
+    for _ in range(int(t[plan.H_NSTEPS])):  # words: kernel, start (-slices: split), stop, count, slots
+        if t[at + 1] < 0:
+            split.append(int(t[at + 2]))
+        at += 4 + int(t[at + 3])
+    return split
+
+
 def _check_fresh(results: list, protected: list, planned: bool) -> None:
     if planned:  # (the per-node path may return views of one another's arrays)
         for a, b in itertools.combinations(results, 2):
@@ -291,11 +301,7 @@ def test_kernels_split_across_threads_run_through_the_native_parallel_for() -> N
         assert fn._plan_builds == 1  # declined shapes are not recorded again
         return
     assert fn._plan is not None, fn._plan_why
-    t, at, split = fn._plan.table, int(fn._plan.table[plan.H_STEPS]), []
-    for _ in range(int(t[plan.H_NSTEPS])):  # words: kernel, start, stop, count, slots
-        split.append((int(t[at + 1]), int(t[at + 2])))
-        at += 4 + int(t[at + 3])
-    assert any(start < 0 and stop == n for start, stop in split), split  # -slices, size
+    assert n in _split_steps(fn)
     assert _kinds(fn) == ["fresh", "fresh"]
 
 
@@ -323,3 +329,22 @@ def test_threads_get_their_own_outputs() -> None:
         t.join()
     assert not errors
     assert _kinds(fn) == ["fresh", "fresh"]
+
+
+@pytest.mark.skipif(executor.kernel_threads() < 2, reason="kernels are not split on one thread")
+def test_split_random_kernel_in_a_plan_follows_the_stream() -> None:
+    from graphc.backend.llvm.random_kernels import SPLIT_MIN
+
+    n = SPLIT_MIN["uniform"] + 5
+    runs = []
+    for mode in ("PY", NATIVE):
+        srng = T.random.RandomStream(11)
+        x = T.dvector("x")
+        fn = graphc.function([x], srng.uniform((n,), dtype="float64") + x, mode=mode)
+        a = np.zeros(n)
+        runs.append([fn(a) for _ in range(5)])
+    for want, got in zip(*runs):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    if parallel.symbols() is not None and parallel.ENABLED:
+        assert fn._plan is not None, fn._plan_why
+        assert n in _split_steps(fn)
