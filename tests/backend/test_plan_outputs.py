@@ -348,3 +348,26 @@ def test_split_random_kernel_in_a_plan_follows_the_stream() -> None:
     if parallel.symbols() is not None and parallel.ENABLED:
         assert fn._plan is not None, fn._plan_why
         assert n in _split_steps(fn)
+
+
+def test_threads_share_a_plan_with_split_steps() -> None:
+    x = T.fvector("x")
+    fn = graphc.function([x], T.exp(x) * 0.5 + T.tanh(x), mode=NATIVE)
+    n = executor.PARALLEL_MIN_ELEMENTS * 2 + 3
+    data = [np.full(n, k / 7, dtype="float32") for k in range(4)]
+    fn(data[0])
+    fn(data[0])
+    errors: list[int] = []
+
+    def work(k: int) -> None:
+        want = np.exp(data[k]) * 0.5 + np.tanh(data[k])
+        kept = [fn(data[k]) for _ in range(25)]
+        if not all(np.allclose(g, want, rtol=1e-5) for g in kept):
+            errors.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
