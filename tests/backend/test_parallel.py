@@ -205,6 +205,24 @@ def test_a_busy_pool_runs_the_job_on_the_calling_thread() -> None:
     np.testing.assert_allclose(got, np.exp(a) * a + np.tanh(a), rtol=1e-5, atol=1e-6)
 
 
+def test_after_a_lost_split_the_next_jobs_run_on_the_calling_thread() -> None:
+    ins, out = _w1()
+    fn = graphc.function(ins, out, mode=NATIVE)
+    cfunc, _ = _kernel(fn)
+    par = parallel.splitter(cfunc, 2)
+    skip = ctypes.c_int64.from_address(parallel._state["pool"] + parallel.P_SKIP)
+    a = np.linspace(-2, 2, 50_001, dtype="float32")
+    want = np.exp(a) * a + np.tanh(a)
+    skip.value = 3
+    for left in (2, 1, 0):
+        got = np.empty_like(a)
+        assert par(a.size, 2, a, a, a, got) == 0
+        assert skip.value == left
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert par(a.size, 2, a, a, a, got) == 0  # split again (and back off only if it lost)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_native_symbol_runs_a_kernel_over_slices() -> None:
     """``graphc_parallel_for`` as other native code calls it: kernel, size, slices, arity,
     array pointers."""

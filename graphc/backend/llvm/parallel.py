@@ -16,7 +16,10 @@ after ``YIELD_CYCLES`` of the time-stamp counter ``sched_yield``, since on a bus
 the thread waited for may be queued on this CPU), then after ``SPIN_CYCLES`` sleep on a
 futex (libc ``syscall``); the caller waits for the slices' completion count the same
 way. Round trip (2 cores): ~0.4 us with the workers spinning, ~2 us to wake a sleeping
-one (measured under load; the Python pool's was 50-80 us). One job runs at a time: a
+one (measured under load; the Python pool's was 50-80 us). A split whose workers' slices
+took longer than the caller would have (a worker sharing a busy core) makes the next 1,
+3, 7... (at most ``MAX_SKIP``) jobs run on the calling thread; a split that pays resets
+that. One job runs at a time: a
 caller finding the pool busy (another thread, or a kernel called from a worker) runs its
 job on its own thread. A forked child forgets the pool (its threads do not exist there)
 and starts its own on first use; at exit the workers stay asleep and the pool's memory
@@ -81,6 +84,9 @@ SPIN_CYCLES = 200_000
 #: After this many cycles (~2 us) of spinning, a waiting thread yields its CPU each turn.
 YIELD_CYCLES = 5_000
 MAX_WORKERS = 63
+#: After a split that lost time, up to this many next jobs run on the calling thread (see
+#: ``_build_job``; 0: never).
+MAX_SKIP = 63
 #: The pool's code is compiled unoptimized: ~20 ms instead of ~140 at O2 (cold cache), and
 #: its paths (a claim, a call, spin loops) are a few instructions either way.
 OPT = 0
@@ -96,6 +102,7 @@ ENABLED = os.environ.get("GRAPHC_NATIVE_POOL", "1") != "0"
 P_TICKET, P_WAKE, P_SLEEPERS, P_DONE, P_CSLEEP, P_STATUS, P_BUSY = 0, 64, 128, 192, 196, 256, 320
 P_KERNEL, P_SIZE, P_NARGS, P_ARRAYS, P_CHUNK, P_MODE = 384, 392, 400, 408, 416, 424
 P_SLICES, P_SPIN, P_STOP, P_PER_THREAD, P_GRAIN, P_YIELD = 448, 456, 464, 472, 480, 488
+P_SKIP, P_MAX_SKIP = 496, 504
 POOL_BYTES = 512
 
 SYS_FUTEX, SYS_SCHED_YIELD = 202, 24  # x86-64
@@ -220,12 +227,15 @@ def _build_call_kernel(module: ir.Module) -> ir.Function:
 
 
 def _build_run_slices(module: ir.Module, call: ir.Function) -> ir.Function:
-    """``void run(pool, gen)``: claim and run slices of job ``gen`` until none is left."""
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name="graphc_parallel_slices")
+    """``i64 run(pool, gen)``: claim and run slices of job ``gen`` until none is left;
+    returns how many this thread ran."""
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64]), name="graphc_parallel_slices")
     fn.linkage = "internal"
     pool, gen = fn.args
     g = _Gen(module, fn)
     b = g.b
+    ran = b.alloca(I64)
+    b.store(_c(0), ran)
     loop, claim, run, out = g.block("loop"), g.block("claim"), g.block("run"), g.block("out")
     b.branch(loop)
     b.position_at_end(loop)
@@ -250,6 +260,7 @@ def _build_run_slices(module: ir.Module, call: ir.Function) -> ir.Function:
     hi = b.select(each, _c(0), hi)
     mine = b.select(each, b.gep(arrays, [b.mul(k, nargs)], source_etype=PTR), arrays)
     rc = b.call(call, [kernel, lo, hi, nargs, mine])
+    b.store(b.add(b.load(ran, typ=I64), _c(1)), ran)
     g.rmw("or", pool, P_STATUS, rc)
     done = b.add(g.rmw("add", pool, P_DONE, _c32(1)), _c32(1))
     last = b.icmp_unsigned("==", b.zext(done, I64), ns)
@@ -258,7 +269,7 @@ def _build_run_slices(module: ir.Module, call: ir.Function) -> ir.Function:
             g.futex(pool, P_DONE, FUTEX_WAKE_PRIVATE, _c32(1), None)
     b.branch(loop)
     b.position_at_end(out)
-    b.ret_void()
+    b.ret(b.load(ran, typ=I64))
     return fn
 
 
@@ -354,7 +365,17 @@ def _build_job(module: ir.Module, call: ir.Function, run: ir.Function) -> ir.Fun
 
     b.position_at_end(pooled)
     pair = b.cmpxchg(g.field(pool, P_BUSY), _c32(0), _c32(1), "acquire", "monotonic")
-    b.cbranch(b.extract_value(pair, 1), publish, inline)
+    backing_off = g.block("backing_off")
+    b.cbranch(b.extract_value(pair, 1), backing_off, inline)
+    # After a split that lost time (see below), the next jobs run on this thread alone.
+    b.position_at_end(backing_off)
+    skip = g.load(pool, P_SKIP)
+    skipping = g.block("skipping")
+    b.cbranch(b.icmp_signed(">", skip, _c(0)), skipping, publish)
+    b.position_at_end(skipping)
+    g.store(pool, P_SKIP, b.sub(skip, _c(1)))
+    g.store(pool, P_BUSY, _c32(0), "release")
+    b.branch(inline)
 
     b.position_at_end(publish)
     g.store(pool, P_KERNEL, b.ptrtoint(kernel, I64))
@@ -371,7 +392,8 @@ def _build_job(module: ir.Module, call: ir.Function, run: ir.Function) -> ir.Fun
     with b.if_then(b.icmp_unsigned("!=", g.load(pool, P_SLEEPERS, I32, "seq_cst"), _c32(0))):
         g.rmw("add", pool, P_WAKE, _c32(1))
         g.futex(pool, P_WAKE, FUTEX_WAKE_PRIVATE, _c32(0x7FFFFFFF), None)
-    b.call(run, [pool, gen])
+    started = b.call(g.tsc, [])
+    mine = b.call(run, [pool, gen])
     # Wait for the slices the workers claimed: spin, then sleep on the done counter.
     t0 = b.call(g.tsc, [])
     wait, idle, sleep, finished = g.block("wait"), g.block("idle"), g.block("sleep"), g.block("finished")
@@ -390,6 +412,18 @@ def _build_job(module: ir.Module, call: ir.Function, run: ir.Function) -> ir.Fun
     g.store(pool, P_CSLEEP, _c32(0), "seq_cst")
     b.branch(wait)
     b.position_at_end(finished)
+    # The split lost time when waiting for the workers' slices took longer than running
+    # them here would have (at this thread's pace): then skip the next 1, 3, 7... jobs (at
+    # most P_MAX_SKIP), on a busy machine where a worker shares a core; a win resets it.
+    own = b.sub(t0, started)
+    waited = b.sub(b.call(g.tsc, []), t0)
+    theirs = b.sub(ns, mine)
+    lost = b.and_(b.and_(b.icmp_signed(">", mine, _c(0)), b.icmp_signed(">", theirs, _c(0))),
+                  b.icmp_unsigned(">", b.mul(waited, mine), b.mul(own, theirs)))
+    longer = b.add(b.mul(g.load(pool, P_SKIP), _c(2)), _c(1))
+    cap = g.load(pool, P_MAX_SKIP)
+    longer = b.select(b.icmp_signed(">", longer, cap), cap, longer)
+    g.store(pool, P_SKIP, b.select(lost, longer, _c(0)))
     rc = g.load(pool, P_STATUS, I32, "acquire")
     g.store(pool, P_BUSY, _c32(0), "release")
     b.ret(rc)
@@ -575,6 +609,7 @@ def _new_pool() -> int:
     ctypes.c_int64.from_address(addr + P_PER_THREAD).value = SLICES_PER_THREAD
     ctypes.c_int64.from_address(addr + P_GRAIN).value = GRAIN
     ctypes.c_int64.from_address(addr + P_YIELD).value = YIELD_CYCLES
+    ctypes.c_int64.from_address(addr + P_MAX_SKIP).value = MAX_SKIP
     _state.update(pool=addr, workers=0, pid=os.getpid())
     return addr
 
