@@ -371,3 +371,17 @@ def test_threads_share_a_plan_with_split_steps() -> None:
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_large_copied_outputs_decline_the_plan() -> None:
+    # A view of an intermediate is copied by a plan but returned as is by the per-node path:
+    # 4 MB of it costs more than a plan saves. Views of inputs are copied by both.
+    x = T.fmatrix("x")
+    a = np.random.default_rng(0).random((1000, 1000), dtype="float32")
+    for outs, planned in (([(x * 2).T], False), ([x.T, x * 2], True)):
+        fn = graphc.function([x], outs, mode=NATIVE)
+        for _ in range(4):
+            got = fn(a)
+            np.testing.assert_array_equal(got[0], (a * 2).T if not planned else a.T)
+            assert not np.shares_memory(got[0], a)
+        assert (fn._plan is not None) == planned, fn._plan_why

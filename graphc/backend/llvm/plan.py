@@ -359,8 +359,10 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     plan.owned = owned
     plan.aliases = len(alias)
     plan.fresh = [(vals[s].shape, vals[s].dtype) for s in fresh_slots]
+    # Bytes copied that the per-node path returns without a copy (it copies views of inputs).
     plan.copied = sum(vals[s].nbytes for s, (kind, _) in zip(program.output_slots, outputs)
-                      if kind in ("slot", "again"))
+                      if kind == "again" or kind == "slot" and not any(
+                          np.may_share_memory(vals[s], vals[i]) for i in input_slots))
     plan.call = _caller(plan, single)
     return plan
 
