@@ -97,8 +97,20 @@ def graphc_variants(x: np.ndarray, y: np.ndarray,
     from graphc.backend.llvm import parallel
 
     g, compile_s = graphc_fn(x, y, z)
-    g1, _ = graphc_fn(x, y, z, "1")
+    f1, _ = graphc_fn(x, y, z, "1")
     gp, _ = graphc_fn(x, y, z)  # a function of its own: a plan records which pool it uses
+
+    def g1() -> object:
+        # GRAPHC_THREADS=1 during each call too: the call recording a plan makes its gates again.
+        old = os.environ.get("GRAPHC_THREADS")
+        os.environ["GRAPHC_THREADS"] = "1"
+        try:
+            return f1()
+        finally:
+            if old is None:
+                os.environ.pop("GRAPHC_THREADS", None)
+            else:
+                os.environ["GRAPHC_THREADS"] = old
 
     def python_pool() -> object:
         parallel.ENABLED = False
