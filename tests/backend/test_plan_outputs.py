@@ -374,14 +374,32 @@ def test_threads_share_a_plan_with_split_steps() -> None:
 
 
 def test_large_copied_outputs_decline_the_plan() -> None:
-    # A view of an intermediate is copied by a plan but returned as is by the per-node path:
-    # 4 MB of it costs more than a plan saves. Views of inputs are copied by both.
+    # A view of a returned intermediate is copied by a plan but returned as is by the
+    # per-node path: 4 MB of it costs more than a plan saves. Views of inputs are copied by
+    # both; the one view of an intermediate returned alone is a view of a new array.
     x = T.fmatrix("x")
     a = np.random.default_rng(0).random((1000, 1000), dtype="float32")
-    for outs, planned in (([(x * 2).T], False), ([x.T, x * 2], True)):
+    for outs, kinds in (([x * 2, (x * 2).T], None), ([x.T, x * 2], ["slot", "fresh"]),
+                        ([(x * 2).T], ["view"])):
         fn = graphc.function([x], outs, mode=NATIVE)
         for _ in range(4):
             got = fn(a)
-            np.testing.assert_array_equal(got[0], (a * 2).T if not planned else a.T)
+            np.testing.assert_array_equal(got[-1], a.T * 2 if kinds != ["slot", "fresh"] else a * 2)
             assert not np.shares_memory(got[0], a)
-        assert (fn._plan is not None) == planned, fn._plan_why
+        assert (fn._plan and _kinds(fn)) == kinds, fn._plan_why
+
+
+def test_views_of_intermediates_returned_as_views_of_new_arrays() -> None:
+    def build() -> tuple:
+        x, y = T.fmatrix("x"), T.fmatrix("y")
+        h = T.exp(x) * y
+        g = x * y + 1
+        return [x, y], [h.T, g[1:, ::-1], g.T, (x - y).reshape((-1,))], None, []
+
+    pair = _pair(build)
+    held, _ = _run(pair, _mats(9, (40, 50)))
+    fn = pair[0][0]
+    assert _kinds(fn) == ["view", "view", "slot", "view"]  # g viewed twice: one is a copy
+    (ht, _), _, _, (flat, _) = held[-1]
+    assert ht.base is not None and flat.base is not None
+    assert not np.shares_memory(ht, flat)

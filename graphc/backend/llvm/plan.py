@@ -73,15 +73,10 @@ from graphc.backend.llvm.plan_interp import (  # noqa: F401 -- re-exported
     REPAIR,
     interpreter,
 )
+from graphc.backend.llvm.plan_outputs import NoPlan, _caller, _output_sources, _parallel_for, _split
 from graphc.graph.basic import Apply
 
 SHAPE_ONLY_OPS = frozenset({"ReducedSize", "Shape"})  # outputs depend on input shapes alone
-
-
-class NoPlan(Exception):
-    """This graph or this call cannot run as a plan (the per-node path stays)."""
-
-    shapes = False  # true: no call with these argument shapes can (it need not be recorded again)
 
 
 # -- building a plan from a recorded call ------------------------------------------------------
@@ -367,66 +362,6 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     return plan
 
 
-def _output_sources(program: Any, n_outputs: int, steps: list[tuple], views: list[tuple[int, int, int]],
-                    upd_slot: dict[int, Any], res: Any, vals: list[Any]) -> tuple[list[int], list[tuple]]:
-    """The slots written straight into new arrays each call, and per returned output where it
-    comes from: ``("fresh", j)`` the j-th new array; ``("again", j)`` a copy of it (the same
-    value returned twice); ``("container", c)`` a copy of an update's new value; ``("slot", s)``
-    a copy of a plan slot after the run (a view; ``build_plan`` makes inputs ``("arg", j)``,
-    a copy of argument j, and shared values ``("container", c)``)."""
-    written = {program.slot[o] for st in steps for o in st[0].outputs}
-    held = {d for d, _, _ in views} | set(upd_slot) | set(program.input_slots)
-    root: dict[int, int] = {}  # a view -> the slot whose data it follows
-    for d, src, _ in views:
-        root[d] = root.get(res(src), res(src))
-    fresh: list[int] = []
-    outputs: list[tuple] = []
-    for s in program.output_slots[:n_outputs]:
-        r = res(s)
-        if s in upd_slot:
-            outputs.append(("container", upd_slot[s][0]))
-        elif r in fresh:
-            outputs.append(("again", fresh.index(r)))
-        elif r in written and r not in held and np.empty(0, vals[r].dtype).dtype is vals[r].dtype and not any(
-                type(v) is np.ndarray and res(k) != r and root.get(k) != r
-                and np.may_share_memory(v, vals[r]) for k, v in enumerate(vals)):
-            # Only a kernel's own buffer (sharing memory with no value but its views, rebound
-            # each call) and a dtype np.empty gives back (checked by identity).
-            fresh.append(r)
-            outputs.append(("fresh", len(fresh) - 1))
-        else:
-            outputs.append(("slot", s))
-    return fresh, outputs
-
-
-def _parallel_for() -> int:
-    """The native parallel-for's address, its pool started (see ``_split``)."""
-    from graphc.backend.llvm import executor, parallel
-
-    found = parallel.symbols() if parallel.ENABLED else None
-    if found is None or not parallel.ensure(executor.kernel_threads()):
-        exc = NoPlan("a kernel split across threads, and no native parallel-for here")
-        exc.shapes = True
-        raise exc
-    return found[parallel.PARALLEL_FOR]
-
-
-def _split(node: Apply, rec: list[tuple], outs: list[Any]) -> tuple[int, int]:
-    """``(-slices, size)``: the step word pair of a kernel the per-node path ran on slices of
-    its outputs' elements (the same arrays, ranges tiling ``[0, size)``); the interpreter
-    runs it through the native parallel-for (graphc.backend.llvm.parallel)."""
-    first = rec[0][0]
-    ranges = sorted((int(a[0]), int(a[1])) for a, _ in rec)
-    size = max(o.size for o in outs)
-    if (any(rc or len(a) != len(first) or any(x is not y for x, y in zip(a[2:], first[2:]))
-            for a, rc in rec) or ranges[0][0] != 0 or ranges[-1][0] >= size or ranges[-1][1] < size
-            or any(lo != hi for (_, hi), (lo, _) in zip(ranges, ranges[1:]))
-            or len(rec) > 255 or len(first) - 2 > MAX_ARRAYS):
-        raise NoPlan(f"{node.op}: {len(rec)} kernel calls")
-    _parallel_for()
-    return -len(rec), size
-
-
 def _converted_constant(x: Any, constants: list[Any], vals: list[Any], extra: list[Any]) -> int:
     """The slot of kernel argument ``x``, which is no value of the graph: a conversion of one
     of the node's constant inputs (the same every call), kept as a constant of the plan."""
@@ -525,53 +460,3 @@ def _in_place_updates(steps: list[tuple], views: list[tuple[int, int, int]],
     done = {s_u for k in chosen for s_u in candidates[k]}
     order = [st for k, st in enumerate(steps) if k not in late]
     return done, order + [st for k, st in enumerate(steps) if k in late], len(order)
-
-
-def _caller(plan: Plan, single: bool) -> Any:
-    """``call(args)``: the outputs of a successful run, else the interpreter's status (an int).
-
-    New arrays for the fresh outputs are passed after the arguments (see ``_output_sources``);
-    as the per-node path does, an array the caller dropped is reused (two per output, so
-    ``y = f(x)`` in a loop reuses the one before last): fresh pages cost a page fault each.
-    Other outputs are copied before the busy flag is cleared (until then no other thread's
-    call can overwrite the buffers being copied)."""
-    names: dict[str, Any] = {"flag": plan.flag, "run": plan.run, "empty": np.empty,
-                             "getrefcount": sys.getrefcount}
-    lines = ["def call(args):"]
-    for j, (shape, dtype) in enumerate(plan.fresh):
-        names[f"p{j}"], names[f"s{j}"], names[f"d{j}"] = [], shape, dtype
-        lines += [f"    for f{j} in p{j}:",
-                  f"        if getrefcount(f{j}) == 3:  # the pool, f{j}, the argument",
-                  "            break",
-                  "    else:",
-                  f"        f{j} = empty(s{j}, d{j})",
-                  f"        p{j}.append(f{j})",
-                  f"        if len(p{j}) > 2:",
-                  f"            del p{j}[0]"]
-    lines.append(f"    rc = run(*args{''.join(f', f{j}' for j in range(len(plan.fresh)))})")
-    lines.append("    if rc:")
-    lines.append("        return rc")
-    exprs = []
-    for k, (kind, where) in enumerate(plan.outputs):
-        if kind == "fresh":
-            exprs.append(f"f{where}")
-        elif kind == "again":
-            exprs.append(f"f{where}.copy()")
-        elif kind == "slot":
-            names[f"o{k}"] = plan.keep[where]  # the same object every call (views are rebound)
-            exprs.append(f"o{k}.copy()")
-        elif kind == "arg":  # an argument (a Python float: where the plan stored it)
-            j, buf = where
-            names[f"b{k}"] = buf
-            exprs.append(f"args[{j}].copy()" if buf is None else
-                         f"(b{k} if type(args[{j}]) is float else args[{j}]).copy()")
-        else:
-            names[f"c{k}"] = where
-            exprs.append(f"c{k}.value.copy()")
-    result = exprs[0] if single else "[" + ", ".join(exprs) + "]"
-    if all(kind == "fresh" for kind, _ in plan.outputs):
-        lines += ["    flag[0] = 0", f"    return {result}"]
-    else:
-        lines += ["    try:", f"        return {result}", "    finally:", "        flag[0] = 0"]
-    exec(compile("\n".join(lines) + "\n", "<graphc plan call>", "exec"), names)  # noqa: S102 -- our own text
-    return names["call"]
