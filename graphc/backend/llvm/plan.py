@@ -30,9 +30,11 @@ like the kernels; no address is baked into its code). The interpreter is a
 
 Returned outputs never alias plan buffers, inputs or shared storage, nor each other:
 the kernels write them straight into the new arrays (``call`` allocates them, or
-reuses the ones the caller dropped); views, an output returned twice and update
-values are copies. The table's word 0 is a busy flag: a concurrent call (another
-thread) takes the per-node path; the caller clears it after copying the outputs.
+reuses the ones the caller dropped; graphc.backend.llvm.plan_outputs), the one view of
+an intermediate nothing else returns is a view of such an array; other views, an
+output returned twice, arguments, shared and update values are copies. The table's
+word 0 is a busy flag: a concurrent call (another thread) takes the per-node path; the
+caller clears it after copying the outputs.
 """
 
 from __future__ import annotations
