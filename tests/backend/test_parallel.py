@@ -95,6 +95,33 @@ def test_integer_and_float64_kernels_split(split: list[int]) -> None:
     assert split
 
 
+@pytest.mark.parametrize("n_in", [8, 11, 13])
+def test_kernels_of_many_arrays_split(split: list[int], n_in: int) -> None:
+    """Above 8 arrays a kernel is called with its arity bucket's (the extra arguments repeat
+    its first array)."""
+    xs = [T.fvector(f"x{k}") for k in range(n_in)]
+    out = T.exp(xs[0])
+    for k, x in enumerate(xs[1:]):
+        out = out + x * (k + 2)
+    fn = graphc.function(xs, out, mode=NATIVE)
+    ref = graphc.function(xs, out, mode="PY")
+    (node,) = fn._program.native_nodes
+    found = parallel.kernel_of(executor._cfunc(fn._program.kernel_addr[node], n_in + 1))
+    assert found is not None and found[1] == n_in + 1  # the inputs and the output
+    rng = np.random.default_rng(n_in)
+    args = [rng.standard_normal(20_011).astype("float32") for _ in range(n_in)]
+    np.testing.assert_allclose(fn(*args), ref(*args), rtol=1e-5, atol=1e-5)
+    assert split
+
+
+def test_kernels_beyond_the_largest_bucket_use_the_python_pool() -> None:
+    proto = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int64, ctypes.c_int64,
+                             *([ctypes.py_object] * (parallel.MAX_ARRAYS + 1)))
+    assert parallel.splitter(proto(1), 2) is None  # (never called)
+    assert parallel.kernel_of(proto(1)) == (1, parallel.MAX_ARRAYS + 1)
+    assert parallel.kernel_of(lambda *a: 0) is None
+
+
 @pytest.mark.parametrize("slices", [1, 2, 3, 5, 8, 255, 1000, 0, -1])
 def test_splitter_slices_cover_the_range(slices: int) -> None:
     ins, out = _w1()
