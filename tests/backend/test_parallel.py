@@ -268,6 +268,13 @@ def test_native_symbol_runs_a_kernel_over_slices() -> None:
     assert run(addr, a.size, 4, 4, table) == 0
     np.testing.assert_allclose(got, np.exp(a) * a + np.tanh(a), rtol=1e-5, atol=1e-6)
     assert run(addr, a.size, 4, parallel.MAX_ARRAYS + 1, table) == parallel.STATUS_BAD_ARITY
+    each = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                            ctypes.POINTER(ctypes.c_void_p))(syms[parallel.PARALLEL_EACH])
+    strided = [np.linspace(-1, 1, 2 * k + 2, dtype="float32")[::2] for k in range(3)]
+    outs = [np.empty_like(v) for v in strided]
+    groups = [(v, v, v, o) for v, o in zip(strided, outs)]
+    table = (ctypes.c_void_p * 12)(*(id(v) for g in groups for v in g))
+    assert each(addr, 3, 4, table) != 0  # (0, 0) on strided arrays: each slice refuses
 
 
 def _child_computes(conn: object) -> None:
