@@ -31,10 +31,10 @@ import numpy as np
 
 from graphc.backend.llvm import parallel
 
-#: Reductions over fewer elements run on one thread (tests lower it).
 # A split's own cost is now ~15 us of Python (views, partial results; the native pool's
 # round trip is a few us), but under load a 1e6 split ran slower than one thread (W6: sum
 # 0.23 vs 0.17 ms, max 0.19 vs 0.15) and no gain could be measured: kept at 2**20.
+#: Reductions over fewer elements run on one thread (tests lower it).
 THREAD_MIN_ELEMENTS = 1 << 20
 #: Threads to use; None: the executor's kernel_threads() (GRAPHC_THREADS, else the CPUs).
 THREADS: int | None = None
