@@ -403,3 +403,14 @@ def test_views_of_intermediates_returned_as_views_of_new_arrays() -> None:
     (ht, _), _, _, (flat, _) = held[-1]
     assert ht.base is not None and flat.base is not None
     assert not np.shares_memory(ht, flat)
+
+
+def test_chained_broadcast_and_reversed_views_of_new_arrays() -> None:
+    def build() -> tuple:
+        x, y = T.fmatrix("x"), T.fmatrix("y")
+        h, g, k = T.exp(x) * y, x * y + 1, x - y * 2
+        return [x, y], [(h.T)[1:, ::2], g.dimshuffle("x", 1, "x", 0), k[::-1, 3:]], None, []
+
+    pair = _pair(build)
+    _run(pair, _mats(10, (60, 70)))
+    assert _kinds(pair[0][0]) == ["view"] * 3
