@@ -450,9 +450,10 @@ class Function:
             if exc.shapes:  # e.g. kernels split across threads: the same shapes would again
                 self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
             return
-        # Kernels write a plan's outputs straight into new arrays; what it still copies (views
-        # of values, an output returned twice) costs ~1 us per ~32 KB against ~1 us saved per
-        # kernel call (+4 per call): above that the per-node path is faster.
+        # Kernels write a plan's outputs straight into new arrays; the copies it still makes
+        # where the per-node path makes none (views of returned intermediates, an output
+        # returned twice) cost ~1 us per ~32 KB against ~1 us saved per kernel call (+4 per
+        # call): above that the per-node path is faster.
         if plan.copied > _PLAN_COPY_BYTES_PER_US * (_PLAN_SAVED_US + len(calls)):
             self._plan_why = f"outputs of {plan.copied} bytes copied: it costs more than a plan saves"
             self._declined.add(tuple(getattr(a, "shape", None) for a in inputs[:self._n_in]))
