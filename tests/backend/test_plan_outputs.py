@@ -375,10 +375,11 @@ def test_threads_share_a_plan_with_split_steps() -> None:
 
 def test_large_copied_outputs_decline_the_plan() -> None:
     # A view of a returned intermediate is copied by a plan but returned as is by the
-    # per-node path: 4 MB of it costs more than a plan saves. Views of inputs are copied by
+    # per-node path: 200 KB of it costs more than a plan saves. Views of inputs are copied by
     # both; the one view of an intermediate returned alone is a view of a new array.
     x = T.fmatrix("x")
-    a = np.random.default_rng(0).random((1000, 1000), dtype="float32")
+    a = np.random.default_rng(0).random((200, 250), dtype="float32")  # 200 KB, never split
+    assert a.size < executor.PARALLEL_MIN_ELEMENTS
     for outs, kinds in (([x * 2, (x * 2).T], None), ([x.T, x * 2], ["slot", "fresh"]),
                         ([(x * 2).T], ["view"])):
         fn = graphc.function([x], outs, mode=NATIVE)
