@@ -67,17 +67,19 @@ def _cfunc(addr: int, nargs: int) -> Callable[..., int]:
 
 WHOLE = 1 << 62  # "stop" meaning the whole array
 # Below this many elements splitting is not worth it for kernels doing transcendental math
-# (exp, tanh, ...). The native pool's round trip is ~0.4 us with its workers spinning, a few
-# us to wake them (the Python pool's was 50-80 us, hence 2**19 before); measured on 2 cores
-# (under load: the gain shows only when a core is free): exp(x)*y+tanh(z) on 2**16 floats
-# 45 us alone, 25 split; on 2**20, 0.70 vs 0.35 ms. A late worker costs little: the caller
-# claims the slices nobody has taken (under full load the splits' medians ran 0.96-1.0x one
-# thread at 2**12-2**20); a worker sharing a busy core does (W6 sin on 1e6 under load:
-# 0.75 ms split, 0.59 alone; hence two slices per thread, see parallel.SLICES_PER_THREAD).
+# (exp, tanh, ...). The native pool's round trip is ~0.5-2 us with its workers spinning,
+# ~2-4 us to wake them (the Python pool's was 50-80 us, hence 2**19 before). Measured on 2
+# cores, back-to-back calls of exp(x)*y+tanh(z) (median, load ~1.4): 2**13 floats 5.7 us
+# alone, 4.1 split; 2**15: 21.6 vs 12.2; 2**17: 84 vs 43; 2**19: 351 vs 180. A late worker
+# costs little: the caller claims the slices nobody has taken (under full load the splits'
+# medians ran 0.96-1.0x one thread at 2**12-2**20); a worker sharing a busy core does (W6
+# sin on 1e6 under load: 0.75 ms split, 0.59 alone; hence two slices per thread and the
+# pool's back-off, see graphc.backend.llvm.parallel). 2**15 would pay too; 2**16 keeps
+# the sizes the plan tests (test_plan_outputs) build below and above it.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
-# from this many times PARALLEL_MIN_ELEMENTS (x*y+z on 2**18 floats: 142 us alone, at best
-# 119 split; on 2**20, 574 vs 571: both threads wait on memory).
+# from this many times PARALLEL_MIN_ELEMENTS, 2**19 (x*y+z under load ~1.4: 2**18 112 us
+# alone, 58 split, but 2**19 298 vs 294 and 2**20 596 vs 597: both threads wait on memory).
 CHEAP_KERNEL_FACTOR = 8
 _CHEAP_OPS = frozenset({
     "add", "sub", "mul", "neg", "abs", "sgn", "sqr", "maximum", "minimum", "clip", "switch",
