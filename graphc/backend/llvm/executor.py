@@ -78,8 +78,10 @@ WHOLE = 1 << 62  # "stop" meaning the whole array
 # the sizes the plan tests (test_plan_outputs) build below and above it.
 PARALLEL_MIN_ELEMENTS = 1 << 16
 # Kernels of cheap arithmetic only (add, relu, compare...) are memory-bound: they split only
-# from this many times PARALLEL_MIN_ELEMENTS, 2**19 (x*y+z under load ~1.4: 2**18 112 us
-# alone, 58 split, but 2**19 298 vs 294 and 2**20 596 vs 597: both threads wait on memory).
+# from this many times PARALLEL_MIN_ELEMENTS, 2**19. x*y+z, back-to-back (load ~1.5): 2**17
+# 37.6 us alone, 37.5 split (the data sits in the caller's L2; slices go to whichever
+# thread claims them); 2**18 104 vs 39; 2**19 241 vs 125; 2**20 564 vs 290 (with the other
+# core busy, as good as one thread: 2**20 596 vs 597).
 CHEAP_KERNEL_FACTOR = 8
 _CHEAP_OPS = frozenset({
     "add", "sub", "mul", "neg", "abs", "sgn", "sqr", "maximum", "minimum", "clip", "switch",
