@@ -157,16 +157,26 @@ def test_python_float_argument_returned() -> None:
     assert _kinds(fn) == ["fresh", "arg", "fresh"]
 
 
-def test_old_value_of_an_updated_variable_returned() -> None:
+def test_old_values_of_updated_variables_returned() -> None:
     def build() -> tuple:
         w = graphc.shared(np.arange(4, dtype="float32"), name="w")
+        v = graphc.shared(np.ones((2, 4), dtype="float32"), name="v")
         x = T.fvector("x")
-        return [x], [w, w * x], [(w, w + x)], [w]
+        w1 = w - 0.5 * x  # (in place, were w not returned)
+        return [x], [w, w * x, w1, v, v.T * 2, v.T], [(w, w1), (v, v + w1)], [w, v]
 
     pair = _pair(build)
-    _run(pair, _mats(6, (4,), 1))
-    # (copied after the run, the old value would be gone: the per-node path runs it)
-    assert pair[0][0]._plan is None
+    _run(pair, _mats(6, (4,), 1), calls=8)
+    fn, state = pair[0]
+    assert _kinds(fn) == ["old", "fresh", "container", "old", "fresh", "slot"]
+    held = state[1].get_value(borrow=True)  # the user holds a shared value: still correct
+    _run(pair, _mats(7, (4,), 1), calls=4)
+    assert _kinds(fn)[0] == "old"
+    v0 = np.full((2, 4), 3.0, "float32")
+    for (_, st) in pair:  # set_value between calls: adopted (repair), old values follow
+        st[1].set_value(v0)
+    _run(pair, _mats(8, (4,), 1), calls=4)
+    del held
 
 
 def test_update_values_returned() -> None:
@@ -373,13 +383,13 @@ def test_threads_share_a_plan_with_split_steps() -> None:
     assert not errors
 
 
-def test_large_copied_outputs_decline_the_plan() -> None:
+def test_large_copied_outputs_decline_the_plan(monkeypatch: pytest.MonkeyPatch) -> None:
     # A view of a returned intermediate is copied by a plan but returned as is by the
     # per-node path: 200 KB of it costs more than a plan saves. Views of inputs are copied by
     # both; the one view of an intermediate returned alone is a view of a new array.
+    monkeypatch.setenv("GRAPHC_THREADS", "1")  # (read when compiling) no kernel is split
     x = T.fmatrix("x")
-    a = np.random.default_rng(0).random((200, 250), dtype="float32")  # 200 KB, never split
-    assert a.size < executor.PARALLEL_MIN_ELEMENTS
+    a = np.random.default_rng(0).random((200, 250), dtype="float32")  # 200 KB
     for outs, kinds in (([x * 2, (x * 2).T], None), ([x.T, x * 2], ["slot", "fresh"]),
                         ([(x * 2).T], ["view"])):
         fn = graphc.function([x], outs, mode=NATIVE)

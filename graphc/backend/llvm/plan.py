@@ -100,6 +100,15 @@ class Plan:
         self.copied = 0  # bytes of outputs copied after each run
         self.owned: dict[int, Any] = {}  # slot updated in place -> its container
         self.aliases = 0
+        self.index()
+
+    def index(self) -> None:
+        """Where each held object was at the last resync (no reference: guards count them)."""
+        self.slot_of = {id(o): s for s, o in self.keep.items()}
+
+    def old_value(self, slot: int) -> np.ndarray:
+        """The object now in table word ``slot`` (swaps move objects between slots)."""
+        return self.keep[self.slot_of[int(self.table[slot])]]
 
     def wait_and_run(self, args: tuple, timeout: float = 5.0) -> Any:
         """``call(args)`` once the thread running this plan is done (BUSY if it takes too
@@ -125,6 +134,7 @@ class Plan:
         try:
             return self._repair(t)
         finally:
+            self.index()
             t[H_BUSY] = 0
 
     def _repair(self, t: np.ndarray) -> bool:
@@ -258,10 +268,8 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
                 alias[outs[0]] = ins[0]  # nothing to sum at these shapes: the same buffer
                 continue
             steps.append((node, program.kernel_addr[node], int(a[0]), int(a[1]), arrays))
-    old_values = {shared_slot for _, shared_slot in upd_slot.values()}
-    for s in program.output_slots[:n_outputs]:
-        if res(s) in old_values:  # (copied after the swap, it would be the new value)
-            raise NoPlan("an output that is the value of an updated shared variable")
+    # An updated variable's value returned: its old value (never updated in place then).
+    old_values = {shared_slot: s_u for s_u, (_, shared_slot) in upd_slot.items()}
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     if any(s not in written for s in upd_slot):
         raise NoPlan("an update value that no kernel writes")
@@ -272,7 +280,9 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
         alias[s_u] = upd_slot[s_u][1]  # the kernel writes into the shared variable's buffer
     fresh_slots, outputs = _output_sources(program, n_outputs, steps, views, upd_slot, res, vals)
     for k, (kind, where) in enumerate(outputs):
-        if kind == "slot" and res(where) in input_slots:  # an argument or a shared value
+        if kind == "slot" and res(where) in old_values:
+            outputs[k] = ("old", old_values[res(where)])  # after the swap, in the update's slot
+        elif kind == "slot" and res(where) in input_slots:  # an argument or a shared value
             j = input_slots.index(res(where))
             outputs[k] = ("arg", j) if j < n_args else ("container", containers[j - n_args])
     # -- the table --------------------------------------------------------------------------
@@ -348,7 +358,9 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     from graphc.backend.llvm.entry import make_builtin_on
 
     runner = make_builtin_on(addr, INTERP, table)
-    resolved = [("slot", P(where)) if kind == "slot" else
+    if any(kind == "old" and where in inplace for kind, where in outputs):
+        raise NoPlan("an updated variable's old value returned, updated in place")
+    resolved = [("slot", P(where)) if kind == "slot" else ("old", P(where)) if kind == "old" else
                 ("arg", (where, keep.get(scalar_words.get(arg_slots[where], -1)))) if kind == "arg" else
                 (kind, where) for kind, where in outputs]
     key = tuple((vals[s].shape, vals[s].dtype) for s in arg_slots)

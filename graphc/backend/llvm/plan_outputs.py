@@ -35,8 +35,9 @@ def _output_sources(program: Any, n_outputs: int, steps: list[tuple], views: lis
     strides))`` a view of it (a view of an intermediate nothing else returned views);
     ``("again", j)`` a copy of it (the same value returned twice); ``("container", c)`` a
     copy of an update's new value; ``("slot", s)`` a copy of a plan slot after the run (a
-    small view; ``build_plan`` makes inputs ``("arg", j)``, a copy of argument j, and shared
-    values ``("container", c)``)."""
+    small view; ``build_plan`` makes inputs ``("arg", j)``, a copy of argument j, shared
+    values ``("container", c)`` and updated ones ``("old", s)``, their old value after the
+    swap)."""
     written = {program.slot[o] for st in steps for o in st[0].outputs}
     held = {d for d, _, _ in views} | set(upd_slot) | set(program.input_slots)
     root: dict[int, int] = {}  # a view -> the slot whose data it follows, and at which offset
@@ -141,6 +142,9 @@ def _caller(plan: Plan, single: bool) -> Any:
         elif kind == "slot":
             names[f"o{k}"] = plan.keep[where]  # the same object every call (views are rebound)
             exprs.append(f"o{k}.copy()")
+        elif kind == "old":  # an updated variable's old value: after the swap, in ``where``
+            names["old"] = plan.old_value
+            exprs.append(f"old({where}).copy()")
         elif kind == "arg":  # an argument (a Python float: where the plan stored it)
             j, buf = where
             names[f"b{k}"] = buf
