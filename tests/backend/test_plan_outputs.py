@@ -40,7 +40,7 @@ def _kinds(fn: object) -> list[str]:
 def _split_steps(fn: object) -> list[int]:
     """The sizes of the plan's steps run through the native parallel-for."""
     t, at, split = fn._plan.table, int(fn._plan.table[plan.H_STEPS]), []
-    for _ in range(int(t[plan.H_NSTEPS])):  # words: kernel, start (-slices: split), stop, count, slots
+    for _ in range(int(t[plan.H_NSTEPS])):  # words: kernel, start (-threads: split), stop, count, slots
         if t[at + 1] < 0:
             split.append(int(t[at + 2]))
         at += 4 + int(t[at + 3])
@@ -292,7 +292,7 @@ def test_large_outputs_run_as_plans() -> None:
 @pytest.mark.skipif(executor.kernel_threads() < 2, reason="kernels are not split on one thread")
 def test_kernels_split_across_threads_run_through_the_native_parallel_for() -> None:
     # The per-node path splits big kernels across threads; a plan does the same through
-    # graphc.backend.llvm.parallel (a step whose start word is -slices), else declines.
+    # graphc.backend.llvm.parallel (a step whose start word is -threads), else declines.
     x, y = T.fvector("x"), T.fvector("y")
     fn = graphc.function([x, y], [T.exp(x) * y + T.tanh(x), x * y], mode=NATIVE)
     n = executor.PARALLEL_MIN_ELEMENTS * 2 + 37

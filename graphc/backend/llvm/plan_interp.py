@@ -7,8 +7,8 @@ table (graphc.backend.llvm.plan describes what it does). The table is int64 word
 header of section offsets and counts, then one slot per value (an object address), then
 the sections: argument checks, shared-variable checks, guards, view rebinds, kernel
 calls, update swaps. A kernel call whose start word is negative runs through the native
-parallel-for (graphc.backend.llvm.parallel, its address in the header) on ``-start``
-slices of ``[0, stop)``, as the per-node path splits that kernel.
+parallel-for (graphc.backend.llvm.parallel, its address in the header) over ``[0, stop)``
+with ``-start`` threads, as the per-node path splits that kernel.
 """
 
 from __future__ import annotations
@@ -180,7 +180,7 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
         rcs = []
         b.cbranch(b.icmp_signed("<", start, c(0)), split, whole)
         b.position_at_end(split)
-        # i32 graphc_parallel_for(ptr kernel, i64 size, i64 nslices, i64 nargs, ptr arrays)
+        # i32 graphc_parallel_for(ptr kernel, i64 size, i64 threads, i64 nargs, ptr arrays)
         loop(n, lambda j: b.store(slot_obj(b.add(first, j)), at(slices, j, PTR)))
         parfor = b.inttoptr(T(H_PARFOR), PTR)
         parfor.__class__ = _callee_class(type(parfor))

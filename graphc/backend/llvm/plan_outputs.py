@@ -90,9 +90,10 @@ def _parallel_for() -> int:
 
 
 def _split(node: Apply, rec: list[tuple], outs: list[Any]) -> tuple[int, int]:
-    """``(-slices, size)``: the step word pair of a kernel the per-node path ran on slices of
-    its outputs' elements (the same arrays, ranges tiling ``[0, size)``); the interpreter
-    runs it through the native parallel-for (graphc.backend.llvm.parallel)."""
+    """``(-threads, size)``: the step word pair of a kernel the per-node path ran on slices of
+    its outputs' elements, one per thread (the same arrays, ranges tiling ``[0, size)``);
+    the interpreter runs it through the native parallel-for (graphc.backend.llvm.parallel)
+    with that thread count, as the per-node path's ``_run_split`` does."""
     first = rec[0][0]
     ranges = sorted((int(a[0]), int(a[1])) for a, _ in rec)
     size = max(o.size for o in outs)
