@@ -29,6 +29,10 @@ _PLAN_COPY_BYTES_PER_US = 32 * 1024
 _PLAN_SAVED_US = 4
 # A function rebuilds its plan for new argument shapes at most this many times.
 _MAX_PLAN_BUILDS = 8
+# A plan whose kernels refused this many calls that the per-node path then ran without error
+# is dropped: its kernels check a value that changes between calls (an Alloc's size given
+# as an argument, say), so every call would pay for the plan and the per-node path both.
+_MAX_PLAN_REFUSALS = 3
 
 
 class In:
@@ -263,6 +267,7 @@ class Function:
         self._plan: Any = None
         self._plan_builds = 0 if self._plans_possible() else _MAX_PLAN_BUILDS
         self._plan_why: str | None = None
+        self._plan_refusals = 0
         self._last_miss: Any = None
         self._declined: set = set()  # argument shapes whose plan would cost more than it saves
         # Slow calls before one is recorded (a function called once never pays for a plan).
@@ -400,7 +405,16 @@ class Function:
 
     # -- shape-specialized plans (graphc.backend.llvm.plan) ---------------------------------
     def _plan_missed(self, plan: Any, rc: int, args: tuple) -> Any:
-        from graphc.backend.llvm.plan import BUSY, MISS, REPAIR
+        from graphc.backend.llvm.plan import BUSY, FAILED, MISS, REPAIR
+
+        if rc >= FAILED:  # a kernel refused: the per-node path raises the error, or computes
+            result = self._call(args, {}, False)
+            self._plan_refusals += 1
+            if self._plan_refusals >= _MAX_PLAN_REFUSALS and self._plan is plan:
+                self._plan = None
+                self._plan_why = (f"its kernels refused {self._plan_refusals} calls the per-node "
+                                  "path then computed (a value they check changes between calls)")
+            return result
 
         if rc == BUSY and plan.owned:
             # Another thread runs this plan, writing shared values in place: wait for it (a
@@ -461,6 +475,7 @@ class Function:
         plan.repair()  # the updates just stored become the shared slots' values
         self._plan = plan
         self._plan_why = None
+        self._plan_refusals = 0
 
     def _filter_one(self, k: int, value: Any) -> np.ndarray:
         inp = self.ins[k]
