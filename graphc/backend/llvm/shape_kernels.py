@@ -159,9 +159,9 @@ _SHAPE_OPS = ("Shape", "ReducedSize")  # outputs that depend on their inputs' sh
 def _from_shapes(v: Variable) -> bool:
     """Whether ``v`` is computed from constants and shapes alone."""
     seen: set[int] = set()
-    todo = [v]
-    while todo:
-        x = todo.pop()
+    pending = [v]
+    while pending:
+        x = pending.pop()
         if id(x) in seen:
             continue
         seen.add(id(x))
@@ -169,7 +169,7 @@ def _from_shapes(v: Variable) -> bool:
             if not isinstance(x, Constant):
                 return False
         elif type(x.owner.op).__name__ not in _SHAPE_OPS:
-            todo.extend(x.owner.inputs)
+            pending.extend(x.owner.inputs)
     return True
 
 
