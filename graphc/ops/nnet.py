@@ -106,7 +106,9 @@ def _relu_op(alpha: float) -> Elemwise:
             lambda x: np.maximum(x, 0) if alpha == 0 else np.where(x > 0, x, alpha * x),
             1,
             _rule_no_bool if alpha == 0 else upgrade_to_float,
-            grad=lambda xs, z, gz: [switch(gt(xs[0], 0), gz, mul(gz, alpha))],
+            # With alpha >= 0, z > 0 exactly where x > 0: testing the output lets a fused
+            # forward kernel drop its pre-activation output (nothing else reads it).
+            grad=lambda xs, z, gz: [switch(gt(z if alpha >= 0 else xs[0], 0), gz, mul(gz, alpha))],
             params=(alpha,),
         )
         _PARAM_OPS[key] = Elemwise(sop)

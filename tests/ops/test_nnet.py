@@ -98,6 +98,26 @@ def test_relu_symbolic_alpha():
     np.testing.assert_allclose(out, [-0.5, 3.0])
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.3, -0.5])
+def test_relu_gradient_reads_output_unless_alpha_negative(alpha):
+    """With alpha >= 0 the gradient tests the output (so a fused forward kernel need not
+    keep the pre-activation); a negative alpha flips the output's sign, so it tests x."""
+    x = T.dvector("x")
+    h = T.nnet.relu(x, alpha)
+    (g,) = graphc.grad(h.sum(), [x])
+    from graphc.graph.basic import io_toposort
+
+    (gt_node,) = [n for n in io_toposort([g]) if getattr(n.op, "scalar_op", None)
+                  and n.op.scalar_op.name == "gt"]
+    assert gt_node.inputs[0] is (h if alpha >= 0 else x)
+    xv = np.array([-2.0, -0.0, 0.0, 1e-300, -1e-300, 3.0, np.nan])
+    got = graphc.function([x], g, mode="PY")(xv)
+    want = np.where(xv > 0, 1.0, alpha)
+    np.testing.assert_array_equal(got, want)
+    fast = graphc.function([x], g)(xv)
+    np.testing.assert_array_equal(fast, want)
+
+
 def test_broadcasting_inside_activation_graph():
     x, r = T.matrix("x"), T.row("r")
     y = T.nnet.sigmoid(x + r)
