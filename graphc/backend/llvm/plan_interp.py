@@ -18,7 +18,7 @@ from typing import Any
 
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import F32, F64, I8, I32, I64, PTR
+from graphc.backend.llvm.irutil import F32, F64, I8, I32, I64, PTR, as_callee
 from graphc.backend.llvm.kernel import OFF_DATA, OFF_DIMS, OFF_FLAGS
 
 INTERP = "graphc_plan_interp_v5"
@@ -182,9 +182,7 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
         b.position_at_end(split)
         # i32 graphc_parallel_for(ptr kernel, i64 size, i64 threads, i64 nargs, ptr arrays)
         loop(n, lambda j: b.store(slot_obj(b.add(first, j)), at(slices, j, PTR)))
-        parfor = b.inttoptr(T(H_PARFOR), PTR)
-        parfor.__class__ = _callee_class(type(parfor))
-        parfor.fnty = ir.FunctionType(I32, [PTR, I64, I64, I64, PTR])
+        parfor = as_callee(b.inttoptr(T(H_PARFOR), PTR), ir.FunctionType(I32, [PTR, I64, I64, I64, PTR]))
         args = [b.inttoptr(T(base), PTR), stop, b.neg(start), n, b.bitcast(slices, PTR)]
         rcs.append((b.call(parfor, args), b.block))
         b.branch(join)
@@ -202,9 +200,7 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
             # Beyond the step's own arrays, its first one again (never a read past its words).
             arrays = [slot_obj(b.add(first, b.select(b.icmp_signed(">", n, c(j)), c(j), c(0))
                                      if j >= low else c(j))) for j in range(top)]
-            callee = b.inttoptr(T(base), PTR)
-            callee.__class__ = _callee_class(type(callee))
-            callee.fnty = ktype[top]
+            callee = as_callee(b.inttoptr(T(base), PTR), ktype[top])
             rcs.append((b.call(callee, [start, stop, *arrays]), b.block))
             b.branch(join)
             low = top + 1
@@ -256,16 +252,6 @@ def build_interpreter(module: ir.Module, value_off: int) -> None:
 
     loop(T(H_NSWAP), swap)
     ret(OK)
-
-
-_callee_classes: dict[type, type] = {}
-
-
-def _callee_class(cls: type) -> type:
-    """``cls`` with a ``function_type``: llvmlite calls values that have one (indirect calls)."""
-    if cls not in _callee_classes:
-        _callee_classes[cls] = type("Callee", (cls,), {"function_type": property(lambda self: self.fnty)})
-    return _callee_classes[cls]
 
 
 _interp: dict[str, Any] = {}
