@@ -302,6 +302,44 @@ def test_slices_and_shape_values_of_arguments() -> None:
     assert fn._plan is not None, fn._plan_why
 
 
+def test_values_computed_natively_from_shapes_are_constants_of_the_plan() -> None:
+    """``x.shape[0] * x.shape[1]`` is a native kernel whose inputs are all fixed by the
+    plan's key: computed once, so the reshape it feeds stays a view and the graph a plan."""
+    def make(mode: object) -> object:
+        x = T.ftensor3("x")
+        flat = x.reshape((x.shape[0] * x.shape[1], -1))
+        return graphc.function([x], [flat * 2, flat.shape[0] + 0], mode=mode)
+
+    fn, ref = make(NATIVE), make("PY")
+    rng = np.random.default_rng(3)
+    for shape in [(4, 5, 6), (2, 3, 6), (4, 5, 6)]:
+        for _ in range(3):
+            x = rng.standard_normal(shape).astype("float32")
+            for a, b in zip(fn(x), ref(x)):
+                assert a.shape == b.shape and a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+        assert fn._plan is not None, fn._plan_why
+        assert fn._plan.key[0][0] == shape
+
+
+def test_update_to_a_value_fixed_by_shapes_keeps_its_kernel() -> None:
+    def make(mode: object) -> tuple:
+        s = graphc.shared(np.ones((3, 4), "float32"), name="s")
+        x = T.fmatrix("x")
+        new = T.alloc(T.cast(x.shape[0], "float32"), 3, 4)  # fixed by the key's shapes
+        fn = graphc.function([x], (x * s).sum(), updates=[(s, new)], mode=mode)
+        return fn, s
+
+    (fn, s), (ref, rs) = make(NATIVE), make("PY")
+    for k in range(4):
+        s.set_value(np.full((3, 4), k, "float32"))
+        rs.set_value(np.full((3, 4), k, "float32"))
+        x = np.ones((3, 4), "float32")
+        assert fn(x) == ref(x)
+        np.testing.assert_array_equal(s.get_value(), rs.get_value())
+    assert fn._plan is not None, fn._plan_why
+
+
 def test_keras_like_training_runs_as_a_plan() -> None:
     from frontends.keras_like.layers import Dense, Dropout
     from frontends.keras_like.models import Sequential

@@ -228,8 +228,11 @@ def build_plan(program: Any, n_args: int, containers: Sequence[Any], updates: Se
     for node, (_, ins, outs, _) in zip(program.order, program.steps):
         name = type(node.op).__name__
         native = node in program.kernel_of
-        if not native and (name in SHAPE_ONLY_OPS or ins and all(i in constants for i in ins)):
-            # Computed once: from shapes the key fixes, or from constants (``x.shape[0]``).
+        if (not native and name in SHAPE_ONLY_OPS) or (ins and all(i in constants for i in ins) and not (
+                native and any(o in upd_slot for o in outs))):
+            # Computed once: from shapes the key fixes, or from constants (``x.shape[0]``,
+            # ``x.shape[0] * x.shape[1]`` by a kernel: every op is a pure function of its
+            # inputs). A kernel writing an update's new value keeps its step (its buffer swaps).
             constants.update(outs)
         elif not native:
             # A view of its one non-constant input (DimShuffle, a slice with constant bounds):
