@@ -77,6 +77,8 @@ def intrinsic(module: ir.Module, name: str, ret: ir.Type, args: list[ir.Type]) -
 
 
 def suffix(ty: ir.Type) -> str:
+    if isinstance(ty, ir.VectorType):  # llvm.<name>.v16f32 for vector operands
+        return f"v{ty.count}{suffix(ty.element)}"
     if ty == F32:
         return "f32"
     if ty == F64:

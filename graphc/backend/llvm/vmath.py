@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import F32, I32, I64, fconst, fmuladd, horner
+from graphc.backend.llvm.irutil import F32, I32, I64, fconst, fmuladd, horner, suffix
 
 Builder = Callable[[ir.IRBuilder, ir.Value], ir.Value]
 _BUILDERS: dict[str, Builder] = {}
@@ -31,7 +31,7 @@ _BUILDERS: dict[str, Builder] = {}
 
 def math_function(module: ir.Module, name: str, ty: ir.Type) -> ir.Function:
     """The module's ``gc.<name>.<f32|f64>`` function, defined on first use."""
-    fname = f"gc.{name}.{'f32' if ty == F32 else 'f64'}"
+    fname = f"gc.{name}.{suffix(ty)}"
     fn = module.globals.get(fname)
     if fn is not None:
         return fn
@@ -66,8 +66,11 @@ class _Fmt:
 
     def __init__(self, ty: ir.Type) -> None:
         self.ty = ty
-        self.f32 = ty == F32
+        # A vector type (the builders work lane-wise): its element decides, constants splat.
+        self.f32 = getattr(ty, "element", ty) == F32
         self.ity = I32 if self.f32 else I64
+        if isinstance(ty, ir.VectorType):
+            self.ity = ir.VectorType(self.ity, ty.count)
         self.mant = 23 if self.f32 else 52
         self.bias = 127 if self.f32 else 1023
         self.magic = 1.5 * 2.0 ** self.mant  # adding it rounds to an integer kept in low bits
@@ -76,7 +79,7 @@ class _Fmt:
         return fconst(self.ty, v)
 
     def i(self, v: int) -> ir.Constant:
-        return ir.Constant(self.ity, v & ((1 << self.ity.width) - 1))
+        return ir.Constant(self.ity, v & ((1 << (32 if self.f32 else 64)) - 1))
 
 
 def _isnan(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
