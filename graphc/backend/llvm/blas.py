@@ -43,7 +43,8 @@ import numpy as np
 from llvmlite import ir
 from llvmlite.ir.instructions import LoadInstr
 
-from graphc.backend.llvm.irutil import I8, I32, I64, PTR, intrinsic, reg_type
+from graphc.backend.llvm import small_gemm
+from graphc.backend.llvm.irutil import I8, I32, I64, PTR, as_callee, intrinsic, reg_type
 from graphc.backend.llvm.lowering import (
     Arr,
     Gate,
@@ -86,6 +87,8 @@ def bind_symbols() -> None:
 
             for r, cell in _CELLS.items():
                 llvm.add_symbol(symbol(r), ctypes.addressof(cell))
+            for dt in ("float32", "float64"):
+                llvm.add_symbol(small_gemm.symbol(dt), small_gemm.cell_address(dt))
             _bound = True
 
 
@@ -310,16 +313,38 @@ def _vec_inc(b: ir.IRBuilder, n: ir.Value, s: ir.Value) -> tuple[ir.Value, ir.Va
     return inc, b.and_(b.icmp_signed(">=", inc, c64(1)), _fits(b, inc, n))
 
 
+Small = Callable[[ir.Value, int], ir.Value]
+
+
 def _product(bl: _Blas, A: Arr, ra: int, aoff: ir.Value, B: Arr, rb: int, boff: ir.Value,
-             out: ir.Value, alpha: ir.Value, beta: ir.Value, checks: list[ir.Value]) -> Callable[[], None]:
-    """Prepare ``out = alpha * dot(A, B) + beta * out`` (ranks 1 or 2); returns the call,
-    after appending its layout conditions to ``checks``."""
+             out: ir.Value, alpha: ir.Value, beta: ir.Value, checks: list[ir.Value]
+             ) -> tuple[Callable[[], None], Small]:
+    """Prepare ``out = alpha * dot(A, B) + beta * out`` (ranks 1 or 2); returns the BLAS call
+    and ``small(alpha value, accumulate) -> done?`` (graphc.backend.llvm.small_gemm: ``out
+    (+)= alpha * dot(A, B)``, false when it declined), after appending the layout conditions
+    to ``checks``."""
     b = bl.b
+    one = c64(1)
+    # Each operand as an (m, k) / (k, n) matrix with element strides; out as C-contiguous (m, n).
+    if ra == 2:
+        ma, sa = (A.dims[0], A.dims[1]), (A.strides[0], A.strides[1])
+    else:
+        ma, sa = (one, A.dims[0]), (one, A.strides[0])
+    if rb == 2:
+        mb, sb = (B.dims[0], B.dims[1]), (B.strides[0], B.strides[1])
+    else:
+        mb, sb = (B.dims[0], one), (B.strides[0], one)
+    pa, pb, dtype = A.ptr(aoff), B.ptr(boff), A.dtype
+
+    def small(alpha_value: ir.Value, accumulate: int) -> ir.Value:
+        return _small(b, dtype, ma[0], mb[1], ma[1], alpha_value, pa, sa, pb, sb, out, (mb[1], one),
+                      accumulate)
+
     if ra == 2 and rb == 2:
-        ma = _Mat(b, A.dims[0], A.dims[1], A.strides[0], A.strides[1])
-        mb = _Mat(b, B.dims[0], B.dims[1], B.strides[0], B.strides[1])
-        checks += [ma.ok, mb.ok, _positive(b, A.dims[0], A.dims[1], B.dims[1]), _fits(b, B.dims[1])]
-        return lambda: _matmul(bl, ma, A.ptr(aoff), mb, B.ptr(boff), out, _max1(b, B.dims[1]), alpha, beta)
+        ma_, mb_ = _Mat(b, A.dims[0], A.dims[1], A.strides[0], A.strides[1]), \
+            _Mat(b, B.dims[0], B.dims[1], B.strides[0], B.strides[1])
+        checks += [ma_.ok, mb_.ok, _positive(b, A.dims[0], A.dims[1], B.dims[1]), _fits(b, B.dims[1])]
+        return lambda: _matmul(bl, ma_, pa, mb_, pb, out, _max1(b, B.dims[1]), alpha, beta), small
     if ra == 2:  # (m, k) @ (k,)
         m = _Mat(b, A.dims[0], A.dims[1], A.strides[0], A.strides[1])
         inc, ok = _vec_inc(b, B.dims[0], B.strides[0])
@@ -335,7 +360,28 @@ def _product(bl: _Blas, A: Arr, ra: int, aoff: ir.Value, B: Arr, rb: int, boff: 
         x = B.ptr(boff)
     checks += [m.ok, ok, _positive(b, m.rows, m.cols)]
     mp = A.ptr(aoff)
-    return lambda: _matvec(bl, m, mp, x, inc, out, alpha, beta)
+    return lambda: _matvec(bl, m, mp, x, inc, out, alpha, beta), small
+
+
+def _small(b: ir.IRBuilder, dtype: str, m: ir.Value, n: ir.Value, k: ir.Value, alpha: ir.Value, a: ir.Value,
+           sa: tuple[ir.Value, ir.Value], bp: ir.Value, sb: tuple[ir.Value, ir.Value], c: ir.Value,
+           sc: tuple[ir.Value, ir.Value], accumulate: int) -> ir.Value:
+    """Call the native small product through its cell; true when it computed the product
+    (false: the cell is empty, or it declined these shapes)."""
+    name = small_gemm.symbol(dtype)
+    cell = b.module.globals.get(name)
+    if cell is None:
+        cell = ir.GlobalVariable(b.module, PTR, name)
+        cell.linkage = "external"
+    fp = b.load(cell, typ=PTR)
+    done = entry_alloca(b, ir.IntType(1))
+    b.store(ir.Constant(ir.IntType(1), 0), done)
+    with b.if_then(b.icmp_unsigned("!=", fp, ir.Constant(PTR, None))):
+        rc = b.call(as_callee(fp, small_gemm.signature(dtype)),
+                    [m, n, k, alpha, a, sa[0], sa[1], bp, sb[0], sb[1], c, sc[0], sc[1],
+                     ir.Constant(I32, accumulate)])
+        b.store(b.icmp_signed("==", rc, ir.Constant(I32, 0)), done)
+    return b.load(done, typ=ir.IntType(1))
 
 
 def _build_dot(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> None:
@@ -343,12 +389,13 @@ def _build_dot(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> No
     bl = _Blas(b, dtype)
     A, B, O = Arr(b, pa, dtype, ra), Arr(b, pb, dtype, rb), Arr(b, po, dtype, ra + rb - 2)
     checks: list[ir.Value] = []
-    call = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, bl.one, bl.zero, checks)
+    call, small = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, bl.one, bl.zero, checks)
     ok = checks[0]
     for c in checks[1:]:
         ok = b.and_(ok, c)
     _refuse_unless(b, ok)
-    call()
+    with b.if_then(b.not_(small(ir.Constant(bl.fty, 1.0), 0))):
+        call()
     b.ret(ir.Constant(I32, 0))
 
 
@@ -360,7 +407,7 @@ def _build_gemm(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> N
     A, B = Arr(b, pa, dtype, ra), Arr(b, pb, dtype, rb)
     alpha, beta = Arr(b, palpha, dtype, 0).data, Arr(b, pbeta, dtype, 0).data
     checks: list[ir.Value] = []
-    call = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, alpha, bl.one, checks)
+    call, small = _product(bl, A, ra, c64(0), B, rb, c64(0), O.data, alpha, bl.one, checks)
     ok = checks[0]
     for c in checks[1:]:
         ok = b.and_(ok, c)
@@ -380,7 +427,8 @@ def _build_gemm(module: ir.Module, name: str, dtype: str, ra: int, rb: int) -> N
                                    b.icmp_signed("==", C.strides[d], ostr[d])))
     with b.if_then(b.not_(same)):
         _scaled_copy(b, name, C, O, rank, bv, ostr)
-    call()
+    with b.if_then(b.not_(small(b.load(alpha, typ=bl.fty), 1))):
+        call()
     b.ret(ir.Constant(I32, 0))
 
 
@@ -455,13 +503,29 @@ def _build_matmul(module: ir.Module, name: str, dtype: str, ra: int, rb: int) ->
     for d in reversed(range(nb)):
         so.insert(0, acc)
         acc = b.mul(acc, O.dims[d])
-    nest(b, O.dims[:nb], [sa, sb, so], [c64(0)] * 3,
-         lambda offs: _matmul(bl, ma, A.ptr(offs[0]), mb, B.ptr(offs[1]), O.ptr(offs[2]), n,
-                              bl.one, bl.zero))
+    one = ir.Constant(bl.fty, 1.0)
+
+    def item(offs: list[ir.Value]) -> None:
+        pa, pb, po = A.ptr(offs[0]), B.ptr(offs[1]), O.ptr(offs[2])
+        done = _small(b, dtype, m, n, A.dims[-1], one, pa, (A.strides[-2], A.strides[-1]), pb,
+                      (B.strides[-2], B.strides[-1]), po, (n, c64(1)), 0)
+        with b.if_then(b.not_(done)):
+            _matmul(bl, ma, pa, mb, pb, po, n, bl.one, bl.zero)
+
+    nest(b, O.dims[:nb], [sa, sb, so], [c64(0)] * 3, item)
     b.ret(ir.Constant(I32, 0))
 
 
 # -- lowerings -----------------------------------------------------------------------------
+def _prepare(dtype: str) -> bool:
+    """Load BLAS (False: not possible here) and bind the native small products of ``dtype``
+    (compiled on the first product a process runs; kernels use BLAS while the cell is empty)."""
+    if not _READY and not load_blas():
+        return False
+    small_gemm.ready(dtype)
+    return True
+
+
 def _float_dtype(node: Apply) -> str | None:
     dtypes = {v.dtype for v in node.inputs} | {node.outputs[0].dtype}
     if len(dtypes) != 1:
@@ -481,11 +545,14 @@ def lower_dot(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        prepared: list[bool] = []
         get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            if not _READY and not load_blas():
-                return run_node(node, values)
+            if not prepared:
+                if not _prepare(dtype):
+                    return run_node(node, values)
+                prepared.append(True)
             a, b = get(values)
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)  # raises the reference's error
@@ -510,11 +577,14 @@ def lower_gemm(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        prepared: list[bool] = []
         get, alloc = gate.getter(range(5)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            if not _READY and not load_blas():
-                return run_node(node, values)
+            if not prepared:
+                if not _prepare(dtype):
+                    return run_node(node, values)
+                prepared.append(True)
             c, alpha, a, b, beta = get(values)
             if a.shape[-1] != b.shape[0]:
                 return run_node(node, values)
@@ -542,11 +612,14 @@ def lower_matmul(node: Apply) -> NativeNode | None:
 
     def runner(cfunc: Callable[..., int]) -> Callable[[list[Any]], list[Any]]:
         gate = Gate(node)
+        prepared: list[bool] = []
         get, alloc = gate.getter((0, 1)), gate.allocator(0)
 
         def run(values: list[Any]) -> list[Any]:
-            if not _READY and not load_blas():
-                return run_node(node, values)
+            if not prepared:
+                if not _prepare(dtype):
+                    return run_node(node, values)
+                prepared.append(True)
             a, b = get(values)
             if a.shape[-1] != b.shape[-2]:
                 return run_node(node, values)

@@ -1,0 +1,501 @@
+"""Native small and skinny matrix products: one function per dtype, compiled once per process.
+
+``C (m x n) = alpha * A (m x k) @ B (k x n) [+ C]`` where one dimension is small (or
+all are) costs a BLAS call through SciPy's function pointers more than the product
+itself: OpenBLAS's sgemm spends ~40-70 us on the W3 step's products with 10 columns or
+a depth of 10, which loops of 64-byte vectors do in ~15-25 us. The Dot, Gemm and MatMul
+kernels (graphc.backend.llvm.blas) call ``graphc_small_sgemm`` / ``graphc_small_dgemm``
+first (through a cell holding the address, like the BLAS routines) and fall back to BLAS
+when it declines (status 1: no dimension small enough).
+
+Two loop forms, each given element strides of A, B and C (so both a row-major array and
+a transposed view are read in place, and the product can be computed transposed,
+``C^T = B^T A^T``, by swapping operands and strides):
+
+* *dots* (few output columns, ``n <= SMALL``, A unit-stride along k, k not small): each
+  output is a dot product along k, vectorized along k; blocks of 4 rows x 2 columns
+  give 8 independent chains. B's columns are copied into a k-contiguous buffer in
+  chunks of k (unless B already is a transposed view).
+* *rows* (everything else that qualifies): vectorized along the output's columns,
+  blocks of 4 rows x 2 vectors (8 chains), A's elements broadcast. B's panels (k chunk
+  x 2 vectors) are copied into a buffer when B is not unit-stride along its columns.
+  Which orientation (C or C^T) is chosen by a cost estimate (vector lanes used, scalar
+  writes into a strided C, copies).
+
+Rows and columns past the edge of a block repeat the last valid one (loads stay in
+bounds) and are not written; partial vectors use masked loads and stores. Nothing
+here reads or writes outside ``A[i*sa0 + p*sa1]``, ``B[p*sb0 + j*sb1]``,
+``C[i*so0 + j*so1]`` for ``i < m, p < k, j < n``, whatever the strides.
+
+The module is compiled on the first product a process runs (or loaded from the compile
+cache), not while compiling functions: kernels find the cell empty until then and use
+BLAS.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from llvmlite import ir
+
+from graphc.backend.llvm.irutil import I1, I32, I64, PTR, intrinsic, reg_type
+
+SMALL = 16  # a dimension up to this is small
+TINY = 48 ** 3  # m*n*k up to this: native whatever the shape (a BLAS call's overhead dominates)
+BUF_BYTES = 32768  # the packing buffer (on the stack)
+RB, CB = 4, 2  # rows form: 4 rows x 2 vectors of accumulators
+DB_ROWS, DB_COLS = 4, 2  # dots form: 4 rows x 2 columns
+OPT = -1  # jit.LIGHT: the loops are written vectorized
+
+_P = {"float32": "s", "float64": "d"}
+_lock = threading.Lock()
+_CELLS = {dt: ctypes.c_void_p(0) for dt in _P}
+_state: dict[str, object] = {}
+
+
+def symbol(dtype: str) -> str:
+    """The external cell kernels load the entry point of ``dtype``'s function from."""
+    return f"graphc_small_{_P[dtype]}gemm"
+
+
+def _impl_name(dtype: str) -> str:
+    return f"gc_small_{_P[dtype]}gemm_impl"
+
+
+def signature(dtype: str) -> ir.FunctionType:
+    """``i32 (m, n, k, T alpha, A, sa0, sa1, B, sb0, sb1, C, sc0, sc1, i32 accumulate)``:
+    0 when done, 1 when declined (nothing written)."""
+    t = reg_type(dtype)
+    return ir.FunctionType(I32, [I64, I64, I64, t, PTR, I64, I64, PTR, I64, I64, PTR, I64, I64, I32])
+
+
+def enabled() -> bool:
+    return os.environ.get("GRAPHC_SMALL_GEMM", "1") != "0"
+
+
+# -- IR helpers ------------------------------------------------------------------------------
+def _c(v: int) -> ir.Constant:
+    return ir.Constant(I64, v)
+
+
+def _min(b: ir.IRBuilder, x: ir.Value, y: ir.Value) -> ir.Value:
+    return b.select(b.icmp_signed("<", x, y), x, y)
+
+
+def _loop(b: ir.IRBuilder, n: ir.Value, body: Callable[..., Sequence[ir.Value]],
+          init: Sequence[ir.Value] = (), step: int = 1, start: ir.Value | None = None) -> list[ir.Value]:
+    """``for i in range(start, n, step): vals = body(i, *vals)``; returns the final ``vals``."""
+    fn = b.function
+    pre = b.block
+    head = fn.append_basic_block("head")
+    loop = fn.append_basic_block("body")
+    after = fn.append_basic_block("after")
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64, name="i")
+    i.add_incoming(_c(0) if start is None else start, pre)
+    phis = []
+    for v in init:
+        p = b.phi(v.type)
+        p.add_incoming(v, pre)
+        phis.append(p)
+    b.cbranch(b.icmp_signed("<", i, n), loop, after)
+    b.position_at_end(loop)
+    out = body(i, *phis) if init else (body(i), ())[1]
+    i.add_incoming(b.add(i, _c(step)), b.block)
+    for p, v in zip(phis, out):
+        p.add_incoming(v, b.block)
+    b.branch(head)
+    b.position_at_end(after)
+    return phis
+
+
+class _Vec:
+    """Vector helpers for one element type: L lanes of 64 bytes."""
+
+    def __init__(self, b: ir.IRBuilder, dtype: str) -> None:
+        self.b = b
+        self.t = reg_type(dtype)
+        self.size = np.dtype(dtype).itemsize
+        self.lanes = 64 // self.size
+        self.vt = ir.VectorType(self.t, self.lanes)
+        self.mt = ir.VectorType(I1, self.lanes)
+        self.iota = ir.Constant(ir.VectorType(I32, self.lanes), list(range(self.lanes)))
+        sfx = f"v{self.lanes}f{self.size * 8}"
+        m = b.module
+        self._mload = intrinsic(m, f"llvm.masked.load.{sfx}.p0", self.vt, [PTR, I32, self.mt, self.vt])
+        self._mstore = intrinsic(m, f"llvm.masked.store.{sfx}.p0", ir.VoidType(),
+                                 [self.vt, PTR, I32, self.mt])
+        self._fma = intrinsic(m, f"llvm.fmuladd.{sfx}", self.vt, [self.vt] * 3)
+        self.zero = ir.Constant(self.vt, [0.0] * self.lanes)
+
+    def splat(self, x: ir.Value) -> ir.Value:
+        b = self.b
+        v = b.insert_element(ir.Constant(self.vt, ir.Undefined), x, ir.Constant(I32, 0))
+        return b.shuffle_vector(v, ir.Constant(self.vt, ir.Undefined),
+                                ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes))
+
+    def mask(self, count: ir.Value) -> ir.Value:
+        """Lanes ``< count`` (any i64, also negative or past the width)."""
+        b = self.b
+        c = b.select(b.icmp_signed("<", count, _c(0)), _c(0), _min(b, count, _c(self.lanes)))
+        vi = ir.VectorType(I32, self.lanes)
+        cv = b.insert_element(ir.Constant(vi, ir.Undefined), b.trunc(c, I32), ir.Constant(I32, 0))
+        cv = b.shuffle_vector(cv, ir.Constant(vi, ir.Undefined), ir.Constant(vi, [0] * self.lanes))
+        return b.icmp_unsigned("<", self.iota, cv)
+
+    def load(self, p: ir.Value, mask: ir.Value | None) -> ir.Value:
+        """A vector at ``p``; lanes off in ``mask`` read nothing and are 0. Masked loads cost
+        an extra uop on the FMA ports: only tails use them."""
+        if mask is None:
+            return self.b.load(p, typ=self.vt, align=self.size)
+        return self.b.call(self._mload, [p, ir.Constant(I32, self.size), mask, self.zero])
+
+    def store(self, v: ir.Value, p: ir.Value, mask: ir.Value | None) -> None:
+        if mask is None:
+            self.b.store(v, p, align=self.size)
+        else:
+            self.b.call(self._mstore, [v, p, ir.Constant(I32, self.size), mask])
+
+    def fma(self, x: ir.Value, y: ir.Value, z: ir.Value) -> ir.Value:
+        return self.b.call(self._fma, [x, y, z])
+
+    def hsum(self, v: ir.Value) -> ir.Value:
+        b = self.b
+        w = self.lanes
+        while w > 1:
+            w //= 2
+            lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, w), list(range(w))))
+            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, w), list(range(w, 2 * w))))
+            v = b.fadd(lo, hi)
+        return b.extract_element(v, ir.Constant(I32, 0))
+
+    def at(self, p: ir.Value, off: ir.Value) -> ir.Value:
+        return self.b.gep(p, [off], source_etype=self.t)
+
+
+def _pack(b: ir.IRBuilder, v: _Vec, dst: ir.Value, dst_rs: ir.Value, src: ir.Value, rows: ir.Value,
+          cols: ir.Value, s_row: ir.Value, s_col: ir.Value) -> None:
+    """``dst[r*dst_rs + c] = src[r*s_row + c*s_col]`` for ``r < rows, c < cols``."""
+    def row(r: ir.Value) -> None:
+        d, s = v.at(dst, b.mul(r, dst_rs)), v.at(src, b.mul(r, s_row))
+        _loop(b, cols, lambda c: b.store(b.load(v.at(s, b.mul(c, s_col)), typ=v.t), v.at(d, c)))
+
+    _loop(b, rows, row)
+
+
+def _write(b: ir.IRBuilder, v: _Vec, res: ir.Value, tmp: ir.Value, o: ir.Value, so1: ir.Value,
+           count: ir.Value, add: ir.Value) -> None:
+    """``o[c*so1] = res[c] (+ o[c*so1] when add)`` for ``c < count`` (``res`` also in ``tmp``)."""
+    with b.if_else(b.icmp_signed("==", so1, _c(1))) as (unit, strided):
+        with unit:
+            with b.if_else(b.icmp_signed(">=", count, _c(v.lanes))) as (whole, part):
+                for case, tail in ((whole, False), (part, True)):
+                    with case:
+                        mask = v.mask(count) if tail else None
+                        # Without ``add`` C is not read at all (a new output: no cache misses to fetch it).
+                        with b.if_else(add) as (plus, only):
+                            with plus:
+                                v.store(b.fadd(res, v.load(o, mask)), o, mask)
+                            with only:
+                                v.store(res, o, mask)
+        with strided:
+            def one(c: ir.Value) -> None:
+                x = b.load(v.at(tmp, c), typ=v.t)
+                p = v.at(o, b.mul(c, so1))
+                b.store(b.select(add, b.fadd(x, b.load(p, typ=v.t)), x), p)
+
+            _loop(b, _min(b, count, _c(v.lanes)), one)
+
+
+def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
+    """``C += / = alpha * A @ B`` vectorized along C's columns (see the module docstring)."""
+    t = reg_type(dtype)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, I64, t, PTR, I64, I64, PTR, I64, I64,
+                                                             PTR, I64, I64, I1, PTR]),
+                     name=f"gc_small_rows.{_P[dtype]}")
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, O, so0, so1, acc, buf = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    v = _Vec(b, dtype)
+    L, NR = v.lanes, CB * v.lanes
+    kc_max = BUF_BYTES // (NR * v.size)
+    accbuf = b.alloca(ir.ArrayType(v.vt, RB * CB), name="accs")
+    accbuf.align = 64
+    accbuf.type = PTR  # opaque: llvmlite checks stores against a typed pointer's pointee
+    direct = b.icmp_signed("==", sb1, _c(1))
+    kstep = b.select(direct, k, _c(kc_max))
+    prs = b.select(direct, sb0, _c(NR))
+    valpha = v.splat(alpha)
+
+    def chunk(kc: ir.Value) -> None:
+        kl = _min(b, kstep, b.sub(k, kc))
+        add = b.or_(acc, b.icmp_signed("!=", kc, _c(0)))
+
+        def panel(j: ir.Value) -> None:
+            nl = _min(b, _c(NR), b.sub(n, j))
+            masks = [v.mask(b.sub(nl, _c(c * L))) for c in range(CB)]
+            src = v.at(B, b.add(b.mul(kc, sb0), b.mul(j, sb1)))
+            with b.if_then(b.not_(direct)):
+                _pack(b, v, buf, _c(NR), src, kl, nl, sb0, sb1)
+            pan = b.select(direct, src, buf)
+
+            def block(i: ir.Value) -> None:
+                rl = _min(b, _c(RB), b.sub(m, i))
+                last = b.sub(rl, _c(1))
+                arows = [v.at(A, b.add(b.mul(b.add(i, _min(b, _c(r), last)), sa0), b.mul(kc, sa1)))
+                         for r in range(RB)]
+
+                def products(masked: bool) -> None:
+                    def step(p: ir.Value, *accs: ir.Value) -> list[ir.Value]:
+                        prow = v.at(pan, b.mul(p, prs))
+                        bv = [v.load(v.at(prow, _c(c * L)), masks[c] if masked else None) for c in range(CB)]
+                        out = []
+                        for r in range(RB):
+                            a = v.splat(b.load(v.at(arows[r], b.mul(p, sa1)), typ=t))
+                            out += [v.fma(a, bv[c], accs[r * CB + c]) for c in range(CB)]
+                        return out
+
+                    accs = _loop(b, kl, step, [v.zero] * (RB * CB))
+                    for q, x in enumerate(accs):
+                        b.store(b.fmul(valpha, x), b.gep(accbuf, [_c(q)], source_etype=v.vt))
+
+                with b.if_else(b.icmp_signed("==", nl, _c(NR))) as (whole, part):
+                    with whole:
+                        products(False)
+                    with part:
+                        products(True)
+
+                def row(r: ir.Value) -> None:
+                    orow = v.at(O, b.mul(b.add(i, r), so0))
+                    for c in range(CB):
+                        slot = b.gep(accbuf, [b.add(b.mul(r, _c(CB)), _c(c))], source_etype=v.vt)
+                        dst = v.at(orow, b.mul(b.add(j, _c(c * L)), so1))
+                        _write(b, v, b.load(slot, typ=v.vt), slot, dst, so1, b.sub(nl, _c(c * L)), add)
+
+                _loop(b, rl, row)
+
+            _loop(b, m, block, step=RB)
+
+        _loop(b, n, panel, step=NR)
+
+    _loop_var(b, k, kstep, chunk)
+    b.ret_void()
+    return fn
+
+
+def _loop_var(b: ir.IRBuilder, n: ir.Value, step: ir.Value, body: Callable[[ir.Value], None]) -> None:
+    """``for i in range(0, n, step)`` with a run-time step (> 0)."""
+    fn = b.function
+    pre = b.block
+    head, loop, after = (fn.append_basic_block(s) for s in ("vhead", "vbody", "vafter"))
+    b.branch(head)
+    b.position_at_end(head)
+    i = b.phi(I64)
+    i.add_incoming(_c(0), pre)
+    b.cbranch(b.icmp_signed("<", i, n), loop, after)
+    b.position_at_end(loop)
+    body(i)
+    i.add_incoming(b.add(i, step), b.block)
+    b.branch(head)
+    b.position_at_end(after)
+
+
+def _build_dots(module: ir.Module, dtype: str) -> ir.Function:
+    """``C += / = alpha * A @ B`` for ``n <= SMALL`` and A unit-stride along k: dot
+    products vectorized along k (see the module docstring)."""
+    t = reg_type(dtype)
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, I64, t, PTR, I64, I64, PTR, I64, I64,
+                                                             PTR, I64, I64, I1, PTR]),
+                     name=f"gc_small_dots.{_P[dtype]}")
+    fn.linkage = "internal"
+    fn.attributes.add("nounwind")
+    fn.attributes.add("noinline")
+    m, n, k, alpha, A, sa0, _sa1, B, sb0, sb1, O, so0, so1, acc, buf = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    v = _Vec(b, dtype)
+    L = v.lanes
+    kc_max = BUF_BYTES // (SMALL * v.size)
+    nacc = DB_ROWS * DB_COLS
+    sums = b.alloca(ir.ArrayType(v.t, nacc), name="sums")
+    sums.type = PTR
+    direct = b.icmp_signed("==", sb0, _c(1))  # B^T's rows are contiguous: read in place
+    kstep = b.select(direct, k, _c(kc_max))
+    brs = b.select(direct, sb1, _c(kc_max))
+
+    def chunk(kc: ir.Value) -> None:
+        kl = _min(b, kstep, b.sub(k, kc))
+        add = b.or_(acc, b.icmp_signed("!=", kc, _c(0)))
+        src = v.at(B, b.mul(kc, sb0))
+        with b.if_then(b.not_(direct)):
+            _pack(b, v, buf, _c(kc_max), src, n, kl, sb1, sb0)
+        bt = b.select(direct, src, buf)
+        nv = b.udiv(b.add(kl, _c(L - 1)), _c(L))
+        nfull = b.udiv(kl, _c(L))
+
+        def block(i: ir.Value) -> None:
+            rl = _min(b, _c(DB_ROWS), b.sub(m, i))
+            arows = [v.at(A, b.add(b.mul(b.add(i, _min(b, _c(r), b.sub(rl, _c(1)))), sa0), kc))
+                     for r in range(DB_ROWS)]
+
+            def cols(j: ir.Value) -> None:
+                ql = _min(b, _c(DB_COLS), b.sub(n, j))
+                last = b.sub(ql, _c(1))
+                bcols = [v.at(bt, b.mul(b.add(j, _min(b, _c(q), last)), brs)) for q in range(DB_COLS)]
+
+                def step(c: ir.Value, *accs: ir.Value, masked: bool = False) -> list[ir.Value]:
+                    off = b.mul(c, _c(L))
+                    mask = v.mask(b.sub(kl, off)) if masked else None
+                    av = [v.load(v.at(p, off), mask) for p in arows]
+                    bv = [v.load(v.at(p, off), mask) for p in bcols]
+                    return [v.fma(av[r], bv[q], accs[r * DB_COLS + q])
+                            for r in range(DB_ROWS) for q in range(DB_COLS)]
+
+                accs = _loop(b, nfull, step, [v.zero] * nacc)
+                accs = _loop(b, nv, lambda c, *a: step(c, *a, masked=True), accs, start=nfull)
+                for q, x in enumerate(accs):
+                    b.store(b.fmul(alpha, v.hsum(x)), b.gep(sums, [_c(q)], source_etype=t))
+
+                def row(r: ir.Value) -> None:
+                    def col(q: ir.Value) -> None:
+                        x = b.load(b.gep(sums, [b.add(b.mul(r, _c(DB_COLS)), q)], source_etype=t), typ=t)
+                        p = v.at(O, b.add(b.mul(b.add(i, r), so0), b.mul(b.add(j, q), so1)))
+                        old = b.load(p, typ=t)
+                        b.store(b.select(add, b.fadd(x, old), x), p)
+
+                    _loop(b, ql, col)
+
+                _loop(b, rl, row)
+
+            _loop(b, n, cols, step=DB_COLS)
+
+        _loop(b, m, block, step=DB_ROWS)
+
+    _loop_var(b, k, kstep, chunk)
+    b.ret_void()
+    return fn
+
+
+def _cost(b: ir.IRBuilder, lanes: int, m: ir.Value, n: ir.Value, k: ir.Value, sb1: ir.Value,
+          so1: ir.Value) -> ir.Value:
+    """Estimated work of the rows form in this orientation (doubles: no overflow)."""
+    f = ir.DoubleType()
+
+    def fl(x: ir.Value) -> ir.Value:
+        return b.sitofp(x, f)
+
+    def up(x: ir.Value, q: int) -> ir.Value:
+        return fl(b.mul(b.udiv(b.add(x, _c(q - 1)), _c(q)), _c(q)))
+
+    fmas = b.fdiv(b.fmul(b.fmul(up(m, RB), up(n, CB * lanes)), fl(k)), ir.Constant(f, lanes))
+    mn = b.fmul(fl(m), fl(n))
+    writes = b.select(b.icmp_signed("==", so1, _c(1)), b.fdiv(mn, ir.Constant(f, lanes)), mn)
+    packs = b.select(b.icmp_signed("==", sb1, _c(1)), ir.Constant(f, 0.0), b.fmul(fl(k), fl(n)))
+    return b.fadd(fmas, b.fadd(writes, packs))
+
+
+def build(module: ir.Module, dtype: str) -> None:
+    """Add ``dtype``'s entry point (see ``signature``) and its two loop forms to ``module``."""
+    rows, dots = _build_rows(module, dtype), _build_dots(module, dtype)
+    fn = ir.Function(module, signature(dtype), name=_impl_name(dtype))
+    fn.attributes.add("nounwind")
+    m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, O, so0, so1, accumulate = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    one = _c(1)
+
+    def norm(d: ir.Value, s: ir.Value) -> ir.Value:  # a stride along a length-1 axis is never used
+        return b.select(b.icmp_signed("==", d, one), one, s)
+
+    sa0, sa1, sb0, sb1 = norm(m, sa0), norm(k, sa1), norm(k, sb0), norm(n, sb1)
+    so0, so1 = norm(m, so0), norm(n, so1)
+    small = _c(SMALL)
+    le = b.icmp_signed
+    lo = _min(b, _min(b, m, n), k)
+    tiny = b.and_(b.and_(le("<=", m, _c(TINY)), le("<=", n, _c(TINY))), le("<=", k, _c(TINY)))
+    tiny = b.and_(tiny, le("<=", b.mul(b.mul(m, n), k), _c(TINY)))
+    ok = b.and_(b.or_(le("<=", lo, small), tiny), le(">", lo, _c(0)))
+    go = fn.append_basic_block("go")
+    decline = fn.append_basic_block("decline")
+    b.cbranch(ok, go, decline)
+    b.position_at_end(decline)
+    b.ret(ir.Constant(I32, 1))
+    b.position_at_end(go)
+    buf = b.alloca(ir.ArrayType(ir.IntType(8), BUF_BYTES), name="buf")
+    buf.align = 64
+    buf.type = PTR
+    acc = b.icmp_signed("!=", accumulate, ir.Constant(I32, 0))
+    deep = le(">", k, small)
+    plain = [m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, O, so0, so1, acc, buf]
+    swapped = [n, m, k, alpha, B, sb1, sb0, A, sa1, sa0, O, so1, so0, acc, buf]
+    dots_plain = b.and_(b.and_(deep, le("<=", n, small)), le("==", sa1, one))
+    dots_swapped = b.and_(b.and_(deep, le("<=", m, small)), le("==", sb0, one))
+    lanes = 64 // np.dtype(dtype).itemsize
+    with b.if_else(b.or_(dots_plain, dots_swapped)) as (as_dots, as_rows):
+        with as_dots:
+            b.call(dots, [b.select(dots_plain, x, y) for x, y in zip(plain, swapped)])
+        with as_rows:
+            flip = b.fcmp_ordered("<", _cost(b, lanes, n, m, k, sa0, so0), _cost(b, lanes, m, n, k, sb1, so1))
+            b.call(rows, [b.select(flip, y, x) for x, y in zip(plain, swapped)])
+    b.ret(ir.Constant(I32, 0))
+
+
+# -- compiling and binding ------------------------------------------------------------------------
+def _text(dtype: str) -> str:
+    from graphc.backend.llvm import jit
+
+    module = ir.Module(name=f"graphc_small_{_P[dtype]}gemm")
+    build(module, dtype)
+    return jit.module_text(module)
+
+
+def cell_address(dtype: str) -> int:
+    return ctypes.addressof(_CELLS[dtype])
+
+
+def ready(dtype: str) -> bool:
+    """Fill ``dtype``'s cell (compiled, or loaded from the compile cache, once per process);
+    False when disabled (GRAPHC_SMALL_GEMM=0) or it failed to build (BLAS does everything)."""
+    if _CELLS[dtype].value:
+        return True
+    if not enabled() or dtype not in _P:
+        return False
+    with _lock:
+        if _CELLS[dtype].value or _state.get(f"failed-{dtype}"):
+            return bool(_CELLS[dtype].value)
+        try:
+            _CELLS[dtype].value = _compile(dtype)
+        except Exception:  # noqa: BLE001 - BLAS computes the products instead
+            _state[f"failed-{dtype}"] = True
+            return False
+        return True
+
+
+def _compile(dtype: str) -> int:
+    from graphc.backend.llvm import cache, jit
+
+    name = _impl_name(dtype)
+    key = cache.module_key([name], OPT)
+    entry = cache.load(key)
+    if entry is not None and entry.names == [name]:
+        engine, addresses = jit.load_object(entry.obj, [name])
+    else:
+        text = _text(dtype)
+        obj, opt_text = jit.build_object(text, OPT)
+        engine, addresses = jit.load_object(obj, [name])
+        cache.store(cache.Entry(key, [name], {}, obj, cache.pack_ir(text, opt_text), []))
+    _state[f"engine-{dtype}"] = engine  # keeps the code alive
+    return addresses[name]
+
+
+def reset_for_tests(dtype: str, value: int | None) -> int:
+    """Set ``dtype``'s cell (None: leave it); returns the old address (tests switch the path)."""
+    old = _CELLS[dtype].value or 0
+    if value is not None:
+        _CELLS[dtype].value = value
+    return old
