@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 from llvmlite import ir
 
-from graphc.backend.llvm.irutil import F32, I32, I64, fconst, fmuladd, horner, suffix
+from graphc.backend.llvm.irutil import F32, I32, I64, fconst, fmuladd, horner, intrinsic, suffix
 
 Builder = Callable[[ir.IRBuilder, ir.Value], ir.Value]
 _BUILDERS: dict[str, Builder] = {}
@@ -113,6 +113,21 @@ def _scale(b: ir.IRBuilder, fmt: _Fmt, x: ir.Value, ik: ir.Value) -> ir.Value:
     return b.fmul(b.fmul(x, _pow2(b, fmt, k1)), _pow2(b, fmt, k2))
 
 
+def _ldexp(b: ir.IRBuilder, fmt: _Fmt, x: ir.Value, ik: ir.Value) -> ir.Value:
+    """x * 2^ik rounded once: ``llvm.ldexp``, which AVX-512 does in one instruction (vscalef,
+    subnormal and overflowing results included; 2 ops instead of _scale's 9). Without AVX-512
+    LLVM calls libm's ldexp per element, so _scale there."""
+    from graphc.backend.llvm.jit import host_cpu
+
+    if "+avx512f" not in host_cpu()[1].split(","):
+        return _scale(b, fmt, x, ik)
+    ity = ir.VectorType(I32, fmt.ty.count) if isinstance(fmt.ty, ir.VectorType) else I32
+    if not fmt.f32:
+        ik = b.trunc(ik, ity)  # |ik| < 1100 here
+    fn = intrinsic(b.module, f"llvm.ldexp.{suffix(fmt.ty)}.{suffix(ity)}", fmt.ty, [fmt.ty, ity])
+    return b.call(fn, [x, ik])
+
+
 _LN2 = math.log(2.0)
 _LOG2E = 1.0 / _LN2
 # ln2 split so that k*LN2_HI is exact for the k that occur.
@@ -151,7 +166,7 @@ def _exp(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     xc = _clamp_keep_nan(b, x, lo, hi)
     r, ik = _reduce(b, fmt, xc)
     e = b.fadd(fmt.c(1.0), _expm1_poly(b, fmt, r))
-    return _scale(b, fmt, e, ik)
+    return _ldexp(b, fmt, e, ik)
 
 
 @register("exp2")
