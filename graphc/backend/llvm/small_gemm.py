@@ -46,7 +46,7 @@ from graphc.backend.llvm.irutil import I1, I32, I64, PTR, intrinsic, reg_type
 
 SMALL = 16  # a dimension up to this is small
 TINY = 48 ** 3  # m*n*k up to this: native whatever the shape (a BLAS call's overhead dominates)
-BUF_BYTES = 32768  # the packing buffer (on the stack)
+BUF_BYTES = 33 * 1024  # packing buffer (stack): 512 floats of k for 16 columns, and room to shift
 RB, CB = 4, 2  # rows form: 4 rows x 2 vectors of accumulators
 DB_ROWS, DB_COLS = 4, 2  # dots form: 4 rows x 2 columns
 OPT = -1  # jit.LIGHT: the loops are written vectorized
@@ -139,14 +139,27 @@ class _Vec:
         return b.shuffle_vector(v, ir.Constant(self.vt, ir.Undefined),
                                 ir.Constant(ir.VectorType(I32, self.lanes), [0] * self.lanes))
 
-    def mask(self, count: ir.Value) -> ir.Value:
-        """Lanes ``< count`` (any i64, also negative or past the width)."""
+    def _clamped_splat(self, x: ir.Value) -> ir.Value:
         b = self.b
-        c = b.select(b.icmp_signed("<", count, _c(0)), _c(0), _min(b, count, _c(self.lanes)))
+        c = b.select(b.icmp_signed("<", x, _c(0)), _c(0), _min(b, x, _c(self.lanes)))
         vi = ir.VectorType(I32, self.lanes)
         cv = b.insert_element(ir.Constant(vi, ir.Undefined), b.trunc(c, I32), ir.Constant(I32, 0))
-        cv = b.shuffle_vector(cv, ir.Constant(vi, ir.Undefined), ir.Constant(vi, [0] * self.lanes))
-        return b.icmp_unsigned("<", self.iota, cv)
+        return b.shuffle_vector(cv, ir.Constant(vi, ir.Undefined), ir.Constant(vi, [0] * self.lanes))
+
+    def mask(self, count: ir.Value, first: ir.Value | None = None) -> ir.Value:
+        """Lanes ``first <= lane < count`` (any i64s, also negative or past the width)."""
+        b = self.b
+        m = b.icmp_unsigned("<", self.iota, self._clamped_splat(count))
+        if first is not None:
+            m = b.and_(m, b.icmp_unsigned(">=", self.iota, self._clamped_splat(first)))
+        return m
+
+    def misalignment(self, p: ir.Value) -> ir.Value:
+        """Elements from the last 64-byte boundary to ``p`` (0 when ``p`` is not element-aligned)."""
+        b = self.b
+        off = b.and_(b.ptrtoint(p, I64), _c(63))
+        whole = b.icmp_signed("==", b.urem(off, _c(self.size)), _c(0))
+        return b.select(whole, b.udiv(off, _c(self.size)), _c(0))
 
     def load(self, p: ir.Value, mask: ir.Value | None) -> ir.Value:
         """A vector at ``p``; lanes off in ``mask`` read nothing and are 0. Masked loads cost
@@ -189,14 +202,16 @@ def _pack(b: ir.IRBuilder, v: _Vec, dst: ir.Value, dst_rs: ir.Value, src: ir.Val
 
 
 def _write(b: ir.IRBuilder, v: _Vec, res: ir.Value, tmp: ir.Value, o: ir.Value, so1: ir.Value,
-           count: ir.Value, add: ir.Value) -> None:
-    """``o[c*so1] = res[c] (+ o[c*so1] when add)`` for ``c < count`` (``res`` also in ``tmp``)."""
+           first: ir.Value, count: ir.Value, add: ir.Value) -> None:
+    """``o[c*so1] = res[c] (+ o[c*so1] when add)`` for ``first <= c < count`` (``res`` also
+    in ``tmp``)."""
     with b.if_else(b.icmp_signed("==", so1, _c(1))) as (unit, strided):
         with unit:
-            with b.if_else(b.icmp_signed(">=", count, _c(v.lanes))) as (whole, part):
-                for case, tail in ((whole, False), (part, True)):
+            whole = b.and_(b.icmp_signed(">=", count, _c(v.lanes)), b.icmp_signed("<=", first, _c(0)))
+            with b.if_else(whole) as (all_lanes, part):
+                for case, tail in ((all_lanes, False), (part, True)):
                     with case:
-                        mask = v.mask(count) if tail else None
+                        mask = v.mask(count, first) if tail else None
                         # Without ``add`` C is not read at all (a new output: no cache misses to fetch it).
                         with b.if_else(add) as (plus, only):
                             with plus:
@@ -209,7 +224,8 @@ def _write(b: ir.IRBuilder, v: _Vec, res: ir.Value, tmp: ir.Value, o: ir.Value, 
                 p = v.at(o, b.mul(c, so1))
                 b.store(b.select(add, b.fadd(x, b.load(p, typ=v.t)), x), p)
 
-            _loop(b, _min(b, count, _c(v.lanes)), one)
+            lo = b.select(b.icmp_signed("<", first, _c(0)), _c(0), first)
+            _loop(b, _min(b, count, _c(v.lanes)), one, start=lo)
 
 
 def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
@@ -238,12 +254,23 @@ def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
         kl = _min(b, kstep, b.sub(k, kc))
         add = b.or_(acc, b.icmp_signed("!=", kc, _c(0)))
 
+        # B read in place: panels start at the 64-byte boundary before column 0 (split loads
+        # cost ~1.5x; lanes before column 0 are masked), when every row is aligned alike.
+        row0 = v.at(B, b.mul(kc, sb0))
+        same = b.icmp_signed("==", b.urem(b.mul(sb0, _c(v.size)), _c(64)), _c(0))
+        # Packed B: align C's rows instead (a product with a small k is mostly its writes).
+        o_same = b.and_(b.icmp_signed("==", so1, _c(1)),
+                        b.icmp_signed("==", b.urem(b.mul(so0, _c(v.size)), _c(64)), _c(0)))
+        shift = b.select(direct, b.select(same, v.misalignment(row0), _c(0)),
+                         b.select(o_same, v.misalignment(O), _c(0)))
+
         def panel(j: ir.Value) -> None:
             nl = _min(b, _c(NR), b.sub(n, j))
-            masks = [v.mask(b.sub(nl, _c(c * L))) for c in range(CB)]
+            lo = b.select(b.icmp_signed("<", j, _c(0)), b.neg(j), _c(0))
+            masks = [v.mask(b.sub(nl, _c(c * L)), b.sub(lo, _c(c * L))) for c in range(CB)]
             src = v.at(B, b.add(b.mul(kc, sb0), b.mul(j, sb1)))
             with b.if_then(b.not_(direct)):
-                _pack(b, v, buf, _c(NR), src, kl, nl, sb0, sb1)
+                _pack(b, v, v.at(buf, lo), _c(NR), v.at(src, b.mul(lo, sb1)), kl, b.sub(nl, lo), sb0, sb1)
             pan = b.select(direct, src, buf)
 
             def block(i: ir.Value) -> None:
@@ -266,7 +293,8 @@ def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
                     for q, x in enumerate(accs):
                         b.store(b.fmul(valpha, x), b.gep(accbuf, [_c(q)], source_etype=v.vt))
 
-                with b.if_else(b.icmp_signed("==", nl, _c(NR))) as (whole, part):
+                whole_panel = b.and_(b.icmp_signed("==", nl, _c(NR)), b.icmp_signed("==", lo, _c(0)))
+                with b.if_else(whole_panel) as (whole, part):
                     with whole:
                         products(False)
                     with part:
@@ -277,13 +305,14 @@ def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
                     for c in range(CB):
                         slot = b.gep(accbuf, [b.add(b.mul(r, _c(CB)), _c(c))], source_etype=v.vt)
                         dst = v.at(orow, b.mul(b.add(j, _c(c * L)), so1))
-                        _write(b, v, b.load(slot, typ=v.vt), slot, dst, so1, b.sub(nl, _c(c * L)), add)
+                        _write(b, v, b.load(slot, typ=v.vt), slot, dst, so1, b.sub(lo, _c(c * L)),
+                               b.sub(nl, _c(c * L)), add)
 
                 _loop(b, rl, row)
 
             _loop(b, m, block, step=RB)
 
-        _loop(b, n, panel, step=NR)
+        _loop(b, n, panel, step=NR, start=b.neg(shift))
 
     _loop_var(b, k, kstep, chunk)
     b.ret_void()
@@ -321,7 +350,7 @@ def _build_dots(module: ir.Module, dtype: str) -> ir.Function:
     b = ir.IRBuilder(fn.append_basic_block("entry"))
     v = _Vec(b, dtype)
     L = v.lanes
-    kc_max = BUF_BYTES // (SMALL * v.size)
+    kc_max = (BUF_BYTES // v.size - L) // SMALL // L * L  # room to shift the packed rows
     nacc = DB_ROWS * DB_COLS
     sums = b.alloca(ir.ArrayType(v.t, nacc), name="sums")
     sums.type = PTR
@@ -332,12 +361,20 @@ def _build_dots(module: ir.Module, dtype: str) -> ir.Function:
     def chunk(kc: ir.Value) -> None:
         kl = _min(b, kstep, b.sub(k, kc))
         add = b.or_(acc, b.icmp_signed("!=", kc, _c(0)))
+        # Vectors along k start at the 64-byte boundary before A's row start (when all rows
+        # are aligned alike; split loads cost ~1.5x), lanes before it masked; packed B^T rows
+        # are placed to match.
+        same = b.icmp_signed("==", b.urem(b.mul(sa0, _c(v.size)), _c(64)), _c(0))
+        shift = b.select(same, v.misalignment(v.at(A, kc)), _c(0))
         src = v.at(B, b.mul(kc, sb0))
         with b.if_then(b.not_(direct)):
-            _pack(b, v, buf, _c(kc_max), src, n, kl, sb1, sb0)
-        bt = b.select(direct, src, buf)
-        nv = b.udiv(b.add(kl, _c(L - 1)), _c(L))
-        nfull = b.udiv(kl, _c(L))
+            _pack(b, v, v.at(buf, shift), _c(kc_max), src, n, kl, sb1, sb0)
+        bt = b.select(direct, src, v.at(buf, shift))
+        span = b.add(kl, shift)
+        nv = b.udiv(b.add(span, _c(L - 1)), _c(L))
+        c_lo = b.zext(b.icmp_signed(">", shift, _c(0)), I64)
+        c_hi = b.udiv(span, _c(L))
+        c_hi = b.select(b.icmp_signed("<", c_hi, c_lo), c_lo, c_hi)
 
         def block(i: ir.Value) -> None:
             rl = _min(b, _c(DB_ROWS), b.sub(m, i))
@@ -350,15 +387,19 @@ def _build_dots(module: ir.Module, dtype: str) -> ir.Function:
                 bcols = [v.at(bt, b.mul(b.add(j, _min(b, _c(q), last)), brs)) for q in range(DB_COLS)]
 
                 def step(c: ir.Value, *accs: ir.Value, masked: bool = False) -> list[ir.Value]:
-                    off = b.mul(c, _c(L))
-                    mask = v.mask(b.sub(kl, off)) if masked else None
+                    off = b.sub(b.mul(c, _c(L)), shift)
+                    mask = v.mask(b.sub(kl, off), b.neg(off)) if masked else None
                     av = [v.load(v.at(p, off), mask) for p in arows]
                     bv = [v.load(v.at(p, off), mask) for p in bcols]
                     return [v.fma(av[r], bv[q], accs[r * DB_COLS + q])
                             for r in range(DB_ROWS) for q in range(DB_COLS)]
 
-                accs = _loop(b, nfull, step, [v.zero] * nacc)
-                accs = _loop(b, nv, lambda c, *a: step(c, *a, masked=True), accs, start=nfull)
+                def tail(c: ir.Value, *a: ir.Value) -> list[ir.Value]:
+                    return step(c, *a, masked=True)
+
+                accs = _loop(b, c_lo, tail, [v.zero] * nacc)
+                accs = _loop(b, c_hi, step, accs, start=c_lo)
+                accs = _loop(b, nv, tail, accs, start=c_hi)
                 for q, x in enumerate(accs):
                     b.store(b.fmul(alpha, v.hsum(x)), b.gep(sums, [_c(q)], source_etype=t))
 
