@@ -226,3 +226,151 @@ def test_sigmoid_binary_crossentropy_native(dtype: str) -> None:
             got, want = fn(*args), ref(*args)
             assert got.dtype == want.dtype
             np.testing.assert_allclose(got, want, rtol=TOL[dtype] * 10, atol=TOL[dtype], equal_nan=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Rows contiguous along the axis run on vectors (graphc.backend.llvm.nnet_rows): lengths
+# around the vector widths (8 and 16 lanes), NaN/inf anywhere in a row, the general path
+# for other layouts.
+ROW_LENGTHS = list(range(1, 41))
+
+
+def _row_functions(dtype: str, ldtype: str = "int32") -> dict[str, tuple]:
+    x = T.tensor(dtype, shape=(None, None), name="x")
+    y = T.tensor(ldtype, shape=(None,), name="y")
+    t = T.tensor(dtype, shape=(None, None), name="t")
+    graphs = {"softmax": ([x], [T.nnet.softmax(x)]), "log_softmax": ([x], [T.nnet.log_softmax(x)]),
+              "xent": ([x, y, t], [*CrossentropySoftmax()(x, y), *CrossentropySoftmax()(x, t)])}
+    fns = {}
+    for key, (ins, outs) in graphs.items():
+        fn = graphc.function(ins, outs, mode=NATIVE)
+        assert fn._program.native_nodes and not fn._program.fallback_nodes
+        for node in fn._program.native_nodes:
+            assert "llvm.masked.load" in fn.llvm_ir(node, optimized=False)
+        fns[key] = (fn, graphc.function(ins, outs, mode="PY"))
+    return fns
+
+
+def _agree(fns: dict[str, tuple], a: np.ndarray, lab: np.ndarray, tv: np.ndarray, tol: float) -> None:
+    for key, (fn, ref) in fns.items():
+        args = (a, lab, tv) if key == "xent" else (a,)
+        with np.errstate(invalid="ignore", over="ignore"):
+            got, want = fn(*args), ref(*args)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            np.testing.assert_allclose(g, w, rtol=tol, atol=tol, equal_nan=True, err_msg=f"{key} {a.shape}")
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_rows_of_every_length(dtype: str) -> None:
+    fns = _row_functions(dtype)
+    rng = np.random.default_rng(21)
+    for n in ROW_LENGTHS:
+        for rows in (1, 37):
+            a = (rng.standard_normal((rows, n)) * 10).astype(dtype)
+            lab = rng.integers(0, n, rows).astype("int32")
+            tv = rng.uniform(size=(rows, n)).astype(dtype)
+            _agree(fns, a, lab, tv, TOL[dtype] * 10)
+            if rows > 1:
+                # rows apart in memory but contiguous along the axis; targets broadcast over rows
+                wide = np.concatenate([a, a], axis=1)[:, n:]
+                _agree(fns, wide, lab, tv[:1], TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_rows_nan_inf_and_large(dtype: str) -> None:
+    fns = _row_functions(dtype, "int64")
+    rng = np.random.default_rng(22)
+    big = 1e30 if dtype == "float32" else 1e300
+    for n in (1, 5, 8, 10, 16, 17, 33):
+        rows = 12
+        a = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+        a[0, -1] = np.nan                       # the last element (the tail of a vector)
+        a[1, 0] = np.nan                        # the first
+        a[2, n // 2] = np.inf
+        a[3, :] = -np.inf                       # every element -inf: NaN, as NumPy
+        a[4, 0], a[4, -1] = big, -big           # huge logits: no overflow
+        a[5, :] = 1000.0                        # exp overflows without the max
+        a[6, -1] = -1000.0
+        a[7, :] = np.inf
+        a[8, 0] = -np.inf
+        a[9, n - 1] = big
+        a[10, :] = -big
+        if n > 1:
+            a[11, 1] = np.nan
+            a[11, 0] = np.inf
+        lab = rng.integers(0, n, rows).astype("int64")
+        tv = rng.uniform(size=(rows, n)).astype(dtype)
+        _agree(fns, a, lab, tv, TOL[dtype] * 10)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_rows_other_layouts_take_the_general_path(dtype: str) -> None:
+    fns = _row_functions(dtype)
+    rng = np.random.default_rng(23)
+    for n in (3, 10, 16, 19):
+        a = (rng.standard_normal((9, 2 * n)) * 5).astype(dtype)
+        lab = rng.integers(0, n, 9).astype("int32")
+        tv = rng.uniform(size=(9, 2 * n)).astype(dtype)
+        for xa, ta in [(a[:, ::2], tv[:, ::2]), (a[:, :n][:, ::-1], tv[:, :n]),
+                       (np.asfortranarray(a[:, :n]), np.asfortranarray(tv[:, :n])),
+                       (a[:, :n], tv[:, :1]), (a[::-1, :n], tv[::-1, :n])]:
+            _agree(fns, xa, lab, ta, TOL[dtype] * 10)
+
+
+def test_vector_rows_softmax_of_higher_rank() -> None:
+    x = T.dtensor3("x")
+    outs = [T.nnet.softmax(x, axis=2)]
+    fn, ref = graphc.function([x], outs, mode=NATIVE), graphc.function([x], outs, mode="PY")
+    lfn = graphc.function([x], T.nnet.log_softmax(x, axis=2), mode=NATIVE)
+    lref = graphc.function([x], T.nnet.log_softmax(x, axis=2), mode="PY")
+    a = np.random.default_rng(24).standard_normal((5, 7, 11)) * 4
+    for v in (a, a.transpose(1, 0, 2), a[:, ::2], np.zeros((3, 0, 4)), np.zeros((0, 2, 4))):
+        np.testing.assert_allclose(fn(v), ref(v), rtol=1e-13, atol=1e-13)
+        np.testing.assert_allclose(lfn(v), lref(v), rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [1, 10, 16, 17, 40])
+def test_vector_rows_bad_label_in_a_later_row(n: int) -> None:
+    x, y = T.fmatrix("x"), T.ivector("y")
+    fn = graphc.function([x, y], list(CrossentropySoftmax()(x, y)), mode=NATIVE)
+    lab = np.zeros(40, "int32")
+    lab[33] = n
+    with pytest.raises(NodeRuntimeError, match=rf"labels must lie in \[0, {n}\)"):
+        fn(np.zeros((40, n), "float32"), lab)
+    lab[33] = n - 1
+    loss, sm = fn(np.zeros((40, n), "float32"), lab)
+    np.testing.assert_allclose(loss, np.full(40, np.log(n)), rtol=1e-6)
+    np.testing.assert_allclose(sm, np.full((40, n), 1 / n), rtol=1e-6)
+
+
+def _before_a_guard_page(shape: tuple, dtype: str) -> tuple[np.ndarray, object]:
+    """An array whose last byte is the last of a page followed by an inaccessible page."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    size = (nbytes // page + 2) * page
+    mm = mmap.mmap(-1, size)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mm))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + size - page, page, 0) == 0  # PROT_NONE
+    arr = np.frombuffer(mm, dtype=dtype, count=int(np.prod(shape)), offset=size - page - nbytes)
+    return arr.reshape(shape), mm
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_rows_read_nothing_past_the_row(dtype: str) -> None:
+    fns = _row_functions(dtype)
+    rng = np.random.default_rng(25)
+    keep = []
+    for n in (1, 3, 10, 17):
+        a, mm = _before_a_guard_page((4, n), dtype)
+        tv, mm2 = _before_a_guard_page((4, n), dtype)
+        keep += [mm, mm2]
+        a[:] = rng.standard_normal((4, n))
+        tv[:] = rng.uniform(size=(4, n))
+        _agree(fns, a, rng.integers(0, n, 4).astype("int32"), tv, TOL[dtype] * 10)
+    del keep

@@ -47,58 +47,30 @@ from graphc.backend.llvm.lowering import (
     new_kernel,
     register_lowering,
 )
+from graphc.backend.llvm.nnet_rows import softmax_rows, vector_bytes, xent_rows
 from graphc.backend.llvm.reduce_kernels import _contiguous_strides
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
 from graphc.ops.nnet import CrossentropySoftmax, LabelPick, LabelScatter, LogSoftmax, Softmax
 
+RowBody = Callable[[list[ir.Value]], None]
+
 
 def build_softmax(module: ir.Module, name: str, dtype: str, ndim: int, axis: int, log: bool) -> None:
     fn, b, (px, po) = new_kernel(module, name, 2)
     x, out = Arr(b, px, dtype, ndim), Arr(b, po, dtype, ndim)
-    ty = reg_type(dtype)
-    acc_dt = "float64"
-    acc_ty = reg_type(acc_dt)
     ostr = _contiguous_strides(b, x.dims)
     others = [d for d in range(ndim) if d != axis]
-    n, sx, so = x.dims[axis], x.strides[axis], ostr[axis]
-    mx = entry_alloca(b, ty)
-    total = entry_alloca(b, acc_ty)
-
-    def row(offs: list[ir.Value]) -> None:
-        xo, oo = offs
-
-        def xat(j: ir.Value) -> ir.Value:
-            return x.load(b.add(xo, b.mul(j, sx)))
-
-        b.store(const(dtype, float("-inf")), mx)
-        for_range(b, n, lambda j: b.store(call_intr(b, "maximum", b.load(mx, typ=ty), xat(j)), mx))
-        m = b.load(mx, typ=ty)
-        b.store(ir.Constant(acc_ty, 0.0), total)
-
-        def expsum(j: ir.Value) -> None:
-            e = vmath.call_math(b, "exp", b.fsub(xat(j), m))
-            if not log:
-                out.store(e, b.add(oo, b.mul(j, so)))
-            wide = b.fpext(e, acc_ty) if ty != acc_ty else e
-            b.store(b.fadd(b.load(total, typ=acc_ty), wide, flags=("reassoc",)), total)
-
-        for_range(b, n, expsum)
-        s = b.load(total, typ=acc_ty)
-        s = b.fptrunc(s, ty) if ty != acc_ty else s
-        if log:
-            ls = vmath.call_math(b, "log", s)
-            for_range(b, n, lambda j: out.store(b.fsub(b.fsub(xat(j), m), ls), b.add(oo, b.mul(j, so))))
-        else:
-            def scale(j: ir.Value) -> None:
-                p = b.add(oo, b.mul(j, so))
-                out.store(b.fdiv(out.load(p), s), p)
-
-            for_range(b, n, scale)
-
+    n, sx = x.dims[axis], x.strides[axis]
     if axis == ndim - 1:
-        nest(b, [x.dims[d] for d in others], [[x.strides[d] for d in others], [ostr[d] for d in others]],
-             [c64(0), c64(0)], row)
+        def rows(body: RowBody) -> None:
+            nest(b, [x.dims[d] for d in others], [[x.strides[d] for d in others], [ostr[d] for d in others]],
+                 [c64(0), c64(0)], body)
+
+        nrows = c64(1)
+        for d in others:
+            nrows = b.mul(nrows, x.dims[d])
+        softmax_rows(b, x, out, n, sx, log, nrows, rows)
     else:
         _softmax_columns(b, x, out, ostr, axis, log)
     b.ret(ir.Constant(I32, 0))
@@ -246,7 +218,7 @@ def lower_softmax(node: Apply) -> NativeNode | None:
         return None
     log = isinstance(node.op, LogSoftmax)
     axis = node.op.axis
-    name = kernel_id("gcsoftmax", x.dtype, x.ndim, axis, log)
+    name = kernel_id("gcsoftmax", x.dtype, x.ndim, axis, log, vector_bytes())
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
@@ -326,7 +298,8 @@ def lower_label_scatter(node: Apply) -> NativeNode | None:
 # -- cross-entropy of a softmax --------------------------------------------------------------
 def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype: str | None) -> None:
     """Arrays: logits (R, N), labels (R,) or targets broadcastable to (R, N), loss (R,),
-    softmax (R, N). A label out of range returns status 1 before any access with it."""
+    softmax (R, N). A label out of range returns status 1 before any access with it.
+    Rows contiguous along the classes (and targets too, or labels) run on vectors."""
     fn, b, (px, pt, pl, ps) = new_kernel(module, name, 4)
     x = Arr(b, px, dtype, 2)
     t = Arr(b, pt, ldtype, 1) if ldtype is not None else Arr(b, pt, dtype, 2)
@@ -341,6 +314,14 @@ def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype:
 
     def widen(v: ir.Value) -> ir.Value:
         return b.fpext(v, acc_ty) if ty != acc_ty else v
+
+    def label_loss(xo: ir.Value, to: ir.Value, lo: ir.Value, m: ir.Value, ls: ir.Value) -> None:
+        k, ok = _label_index(b, t, to, n)
+        with b.if_else(ok) as (good, bad):
+            with good:
+                loss.store(b.fsub(ls, b.fsub(x.load(b.add(xo, b.mul(k, sx))), m)), lo)
+            with bad:
+                b.store(ir.Constant(I32, 1), status)
 
     def row(offs: list[ir.Value]) -> None:
         xo, to, lo, so = offs
@@ -369,12 +350,7 @@ def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype:
 
         for_range(b, n, scale)
         if ldtype is not None:
-            k, ok = _label_index(b, t, to, n)
-            with b.if_else(ok) as (good, bad):
-                with good:
-                    loss.store(b.fsub(ls, b.fsub(xat(k), m)), lo)
-                with bad:
-                    b.store(ir.Constant(I32, 1), status)
+            label_loss(xo, to, lo, m, ls)
             return
         b.store(ir.Constant(acc_ty, 0.0), tot_t)
 
@@ -387,7 +363,21 @@ def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype:
         v = b.load(tot_t, typ=acc_ty)
         loss.store(b.fptrunc(v, ty) if ty != acc_ty else v, lo)
 
-    nest(b, [x.dims[0]], [[x.strides[0]], [tstr[0]], [c64(1)], [sstr[0]]], [c64(0)] * 4, row)
+    def rows(body: RowBody) -> None:
+        nest(b, [x.dims[0]], [[x.strides[0]], [tstr[0]], [c64(1)], [sstr[0]]], [c64(0)] * 4, body)
+
+    if ldtype is not None:
+        xent_rows(b, x, t, loss, sm, n, sx, rows, label_loss)
+        b.ret(b.load(status, typ=I32))
+        return
+    one = b.icmp_signed("==", n, c64(1))
+    unit = b.and_(b.or_(b.icmp_signed("==", sx, c64(1)), one),
+                  b.or_(b.icmp_signed("==", tstr[1], c64(1)), one))
+    with b.if_else(unit) as (fast, general):
+        with fast:
+            xent_rows(b, x, t, loss, sm, n, None, rows, None)
+        with general:
+            rows(row)
     b.ret(b.load(status, typ=I32))
 
 
@@ -400,7 +390,7 @@ def lower_crossentropy_softmax(node: Apply) -> NativeNode | None:
     if labels and not _label_dtypes(x.dtype, t.dtype):
         return None
     ldtype = t.dtype if labels else None
-    name = kernel_id("gcxentsm", x.dtype, ldtype)
+    name = kernel_id("gcxentsm", x.dtype, ldtype, vector_bytes())
 
     def runner(cfunc: Callable[..., int]) -> Runner:
         gate = Gate(node)
