@@ -32,7 +32,9 @@ _MAGIC32 = 1.5 * 2.0 ** 23  # adding it rounds a float32 below 2^22 to an intege
 
 def _tanh32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     """tanh = e/(e+2), e = expm1(2|x|) = 2^(k+1) * (h + h^2 Q'(h)) + (2^k - 1)."""
-    c = lambda v: fconst(F32, v)  # noqa: E731
+    ty = x.type  # float32, or a vector of them (lane-wise)
+    ity = ir.VectorType(I32, ty.count) if isinstance(ty, ir.VectorType) else I32
+    c = lambda v: fconst(ty, v)  # noqa: E731
     a = call_intr(b, "fabs", x)
     a = b.select(b.fcmp_ordered(">", a, c(10.0)), c(10.0), a)  # tanh(10) rounds to 1; NaN stays
     t = fmuladd(b, a, c(2.0 / math.log(2.0)), c(_MAGIC32))  # k = rint(2a/ln2) in t's low bits
@@ -40,8 +42,8 @@ def _tanh32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     h = fmuladd(b, b.fneg(k), c(math.log(2.0) / 2.0), a)
     ph = fmuladd(b, b.fmul(h, h), horner(b, h, list(reversed(_TANH_QH))), h)
     # 2^(k+1) from t's bits (k sits in its low mantissa bits): NaN gives garbage bits, no poison.
-    ik = b.sub(b.bitcast(t, I32), b.bitcast(c(_MAGIC32), I32))
-    s2 = b.bitcast(b.shl(b.add(ik, ir.Constant(I32, 128)), ir.Constant(I32, 23)), F32)
+    ik = b.sub(b.bitcast(t, ity), b.bitcast(c(_MAGIC32), ity))
+    s2 = b.bitcast(b.shl(b.add(ik, ir.Constant(ity, 128)), ir.Constant(ity, 23)), ty)
     e = fmuladd(b, s2, ph, fmuladd(b, s2, c(0.5), c(-1.0)))
     return call_intr(b, "copysign", b.fdiv(e, b.fadd(e, c(2.0))), x)
 
@@ -49,7 +51,7 @@ def _tanh32(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
 @register("tanh")
 def _tanh(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
     ty = x.type
-    if ty == F32:
+    if getattr(ty, "element", ty) == F32:
         return _tanh32(b, x)
     t = 20.0  # tanh(t) rounds to 1
     a = call_intr(b, "fabs", x)
