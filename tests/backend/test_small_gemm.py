@@ -173,8 +173,13 @@ def test_disabled_cell_means_blas(monkeypatch: pytest.MonkeyPatch) -> None:
     rng = np.random.default_rng(11)
     a, b = rng.standard_normal((50, 8)).astype("float32"), rng.standard_normal((8, 3)).astype("float32")
     want = fn(a, b).copy()
-    old = small_gemm.reset_for_tests("float32", 0)
+    small_gemm.switch("float32", False)
     try:
-        np.testing.assert_allclose(fn(a, b), want, rtol=1e-5, atol=1e-5)
+        assert not small_gemm._CELLS["float32"].value
+        for _ in range(3):  # the per-node path, recording a plan, the plan
+            np.testing.assert_allclose(fn(a, b), want, rtol=1e-5, atol=1e-5)
+        assert not small_gemm._CELLS["float32"].value
     finally:
-        small_gemm.reset_for_tests("float32", old)
+        small_gemm.switch("float32", True)
+    assert small_gemm._CELLS["float32"].value
+    np.testing.assert_allclose(fn(a, b), want, rtol=1e-5, atol=1e-5)

@@ -501,20 +501,22 @@ def cell_address(dtype: str) -> int:
 
 def ready(dtype: str) -> bool:
     """Fill ``dtype``'s cell (compiled, or loaded from the compile cache, once per process);
-    False when disabled (GRAPHC_SMALL_GEMM=0) or it failed to build (BLAS does everything)."""
+    False when disabled (GRAPHC_SMALL_GEMM=0, ``switch``) or it failed to build (BLAS does
+    everything)."""
     if _CELLS[dtype].value:
         return True
-    if not enabled() or dtype not in _P:
+    if not enabled() or dtype not in _P or dtype in _state.get("off", ()):
         return False
     with _lock:
-        if _CELLS[dtype].value or _state.get(f"failed-{dtype}"):
-            return bool(_CELLS[dtype].value)
-        try:
-            _CELLS[dtype].value = _compile(dtype)
-        except Exception:  # noqa: BLE001 - BLAS computes the products instead
-            _state[f"failed-{dtype}"] = True
-            return False
-        return True
+        if not _CELLS[dtype].value and not _state.get(f"failed-{dtype}"):
+            try:
+                addr = _state.get(f"addr-{dtype}") or _compile(dtype)
+            except Exception:  # noqa: BLE001 - BLAS computes the products instead
+                _state[f"failed-{dtype}"] = True
+                return False
+            _state[f"addr-{dtype}"] = addr
+            _CELLS[dtype].value = addr
+        return bool(_CELLS[dtype].value)
 
 
 def _compile(dtype: str) -> int:
@@ -530,13 +532,17 @@ def _compile(dtype: str) -> int:
         obj, opt_text = jit.build_object(text, OPT)
         engine, addresses = jit.load_object(obj, [name])
         cache.store(cache.Entry(key, [name], {}, obj, cache.pack_ir(text, opt_text), []))
-    _state[f"engine-{dtype}"] = engine  # keeps the code alive
+    _state[f"engine-{dtype}"] = engine  # keeps the code alive (for the whole process)
     return addresses[name]
 
 
-def reset_for_tests(dtype: str, value: int | None) -> int:
-    """Set ``dtype``'s cell (None: leave it); returns the old address (tests switch the path)."""
-    old = _CELLS[dtype].value or 0
-    if value is not None:
-        _CELLS[dtype].value = value
-    return old
+def switch(dtype: str, on: bool) -> None:
+    """Use (``on``) or not the native small products of ``dtype`` in kernels from now on
+    (for tests and measurements; the code stays loaded)."""
+    off = _state.setdefault("off", set())
+    if on:
+        off.discard(dtype)  # type: ignore[union-attr]
+        ready(dtype)
+    else:
+        off.add(dtype)  # type: ignore[union-attr]
+        _CELLS[dtype].value = 0
