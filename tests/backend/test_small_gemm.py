@@ -17,6 +17,15 @@ from graphc.rewrite.gemm import Gemm
 NATIVE = Mode("llvm", "fast_run")
 pytestmark = pytest.mark.skipif(not blas.blas_available(), reason="SciPy's BLAS is not available")
 RTOL = {"float32": 3e-5, "float64": 1e-12}
+
+
+@pytest.fixture(autouse=True)
+def every_size() -> None:
+    """Every product with a small dimension runs natively (by default only the sizes where
+    that measured faster than BLAS do: small_gemm.MIN_WORK, MAX_WORK)."""
+    old = small_gemm.set_limits(0.0, float("inf"))
+    yield
+    small_gemm.set_limits(*old)
 DTYPES = ["float32", "float64"]
 
 
@@ -164,6 +173,19 @@ def test_small_products_do_not_call_blas(dtype: str, no_blas: None) -> None:
     big = rng.standard_normal((64, 64)).astype(dtype)  # no small dimension: BLAS's (empty) cell
     with pytest.raises(AssertionError, match="reference computed"):
         fn(big, big)
+
+
+def test_default_limits(no_blas: None) -> None:
+    """At the default limits a W3-sized skinny product runs natively, a tiny one calls BLAS."""
+    small_gemm.set_limits()
+    A, B = T.fmatrix("A"), T.fmatrix("B")
+    fn = graphc.function([A, B], T.dot(A, B), mode=NATIVE)
+    rng = np.random.default_rng(12)
+    a, b = rng.standard_normal((256, 512)).astype("float32"), rng.standard_normal((512, 10)).astype("float32")
+    _check(fn(a, b), a @ b, "float32", 512)
+    _check(fn(a[:, :10].copy(), b.T), a[:, :10] @ b.T, "float32", 10)
+    with pytest.raises(AssertionError, match="reference computed"):
+        fn(a[:16, :10], b[:10])
 
 
 def test_disabled_cell_means_blas(monkeypatch: pytest.MonkeyPatch) -> None:

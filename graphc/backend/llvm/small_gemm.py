@@ -45,7 +45,16 @@ from llvmlite import ir
 from graphc.backend.llvm.irutil import I1, I32, I64, PTR, intrinsic, reg_type
 
 SMALL = 16  # a dimension up to this is small
-TINY = 48 ** 3  # m*n*k up to this: native whatever the shape (a BLAS call's overhead dominates)
+# m*n*k in [MIN_WORK, MAX_WORK): measured (AVX-512, 2 cores, SciPy's OpenBLAS 0.3): below,
+# OpenBLAS runs these single-threaded with small-matrix kernels faster than ours (W4's
+# products by ~0.1 us each, 64-256 x 64-128 x 10 by 1.5-2x); from its threading threshold
+# (2^18) up it splits them over threads, and from ~2^20 the synchronization costs more
+# than the product (256x512x10: 37-77 us against ~29); far above, output-bound products
+# gain from its two threads (4096x10x512: 443 against 1180 us).
+# The function reads them from a named cell at each call (tests widen them: ``set_limits``).
+MIN_WORK, MAX_WORK = 2.0 ** 20, 2.0 ** 24
+LIMITS = "graphc_small_gemm_limits"
+_LIMITS = (ctypes.c_double * 2)(MIN_WORK, MAX_WORK)
 BUF_BYTES = 33 * 1024  # packing buffer (stack): 512 floats of k for 16 columns, and room to shift
 RB, CB = 4, 2  # rows form: 4 rows x 2 vectors of accumulators
 DB_ROWS, DB_COLS = 4, 2  # dots form: 4 rows x 2 columns
@@ -187,6 +196,33 @@ class _Vec:
             v = b.fadd(lo, hi)
         return b.extract_element(v, ir.Constant(I32, 0))
 
+    def hsums(self, vecs: Sequence[ir.Value]) -> ir.Value:
+        """The lane sums of ``vecs`` (a power of two of them, at most the lane count) as one
+        vector, sum k in lane k: pairs of vectors are folded into one at each level (half the
+        shuffles and adds of reducing each alone)."""
+        b, w = self.b, self.lanes
+        vals, seg = list(vecs), w  # each vector holds w // seg segments of seg partial sums
+
+        def idx(half: int, second: int, other: int) -> list[int]:
+            return [other + g * seg + second * half + t for g in range(w // seg) for t in range(half)]
+
+        while len(vals) > 1:
+            half = seg // 2
+            nxt = []
+            pick = [ir.Constant(ir.VectorType(I32, w), idx(half, h, 0) + idx(half, h, w)) for h in (0, 1)]
+            for x, y in zip(vals[::2], vals[1::2]):
+                nxt.append(b.fadd(b.shuffle_vector(x, y, pick[0]), b.shuffle_vector(x, y, pick[1])))
+            vals, seg = nxt, half
+        (v,) = vals
+        width = w
+        while seg > 1:
+            half = seg // 2
+            width //= 2
+            lo = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, width), idx(half, 0, 0)))
+            hi = b.shuffle_vector(v, v, ir.Constant(ir.VectorType(I32, width), idx(half, 1, 0)))
+            v, seg = b.fadd(lo, hi), half
+        return v
+
     def at(self, p: ir.Value, off: ir.Value) -> ir.Value:
         return self.b.gep(p, [off], source_etype=self.t)
 
@@ -300,6 +336,19 @@ def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
                     with part:
                         products(True)
 
+                def quick() -> None:  # a whole block into rows of unit stride: straight stores
+                    slots = [b.load(b.gep(accbuf, [_c(q)], source_etype=v.vt), typ=v.vt)
+                             for q in range(RB * CB)]
+                    dsts = [v.at(O, b.add(b.mul(b.add(i, _c(r)), so0), b.add(j, _c(c * L))))
+                            for r in range(RB) for c in range(CB)]
+                    with b.if_else(add) as (plus, only):
+                        with plus:
+                            for x, d in zip(slots, dsts):
+                                v.store(b.fadd(x, v.load(d, None)), d, None)
+                        with only:
+                            for x, d in zip(slots, dsts):
+                                v.store(x, d, None)
+
                 def row(r: ir.Value) -> None:
                     orow = v.at(O, b.mul(b.add(i, r), so0))
                     for c in range(CB):
@@ -308,7 +357,13 @@ def _build_rows(module: ir.Module, dtype: str) -> ir.Function:
                         _write(b, v, b.load(slot, typ=v.vt), slot, dst, so1, b.sub(lo, _c(c * L)),
                                b.sub(nl, _c(c * L)), add)
 
-                _loop(b, rl, row)
+                fast = b.and_(b.and_(whole_panel, b.icmp_signed("==", rl, _c(RB))),
+                              b.icmp_signed("==", so1, _c(1)))
+                with b.if_else(fast) as (at_once, by_rows):
+                    with at_once:
+                        quick()
+                    with by_rows:
+                        _loop(b, rl, row)
 
             _loop(b, m, block, step=RB)
 
@@ -400,8 +455,11 @@ def _build_dots(module: ir.Module, dtype: str) -> ir.Function:
                 accs = _loop(b, c_lo, tail, [v.zero] * nacc)
                 accs = _loop(b, c_hi, step, accs, start=c_lo)
                 accs = _loop(b, nv, tail, accs, start=c_hi)
-                for q, x in enumerate(accs):
-                    b.store(b.fmul(alpha, v.hsum(x)), b.gep(sums, [_c(q)], source_etype=t))
+                total = v.hsums(accs)
+                scale = b.insert_element(ir.Constant(total.type, ir.Undefined), alpha, ir.Constant(I32, 0))
+                scale = b.shuffle_vector(scale, ir.Constant(total.type, ir.Undefined),
+                                         ir.Constant(ir.VectorType(I32, nacc), [0] * nacc))
+                b.store(b.fmul(scale, total), sums, align=v.size)
 
                 def row(r: ir.Value) -> None:
                     def col(q: ir.Value) -> None:
@@ -458,9 +516,14 @@ def build(module: ir.Module, dtype: str) -> None:
     small = _c(SMALL)
     le = b.icmp_signed
     lo = _min(b, _min(b, m, n), k)
-    tiny = b.and_(b.and_(le("<=", m, _c(TINY)), le("<=", n, _c(TINY))), le("<=", k, _c(TINY)))
-    tiny = b.and_(tiny, le("<=", b.mul(b.mul(m, n), k), _c(TINY)))
-    ok = b.and_(b.or_(le("<=", lo, small), tiny), le(">", lo, _c(0)))
+    f64 = ir.DoubleType()
+    work = b.fmul(b.fmul(b.sitofp(m, f64), b.sitofp(n, f64)), b.sitofp(k, f64))
+    limits = ir.GlobalVariable(module, ir.ArrayType(f64, 2), LIMITS)
+    limits.linkage = "external"
+    least, most = (b.load(b.gep(limits, [_c(0), _c(q)], source_etype=limits.value_type), typ=f64)
+                   for q in (0, 1))
+    sized = b.and_(b.fcmp_ordered(">=", work, least), b.fcmp_ordered("<", work, most))
+    ok = b.and_(b.and_(le("<=", lo, small), sized), le(">", lo, _c(0)))
     go = fn.append_basic_block("go")
     decline = fn.append_basic_block("decline")
     b.cbranch(ok, go, decline)
@@ -520,7 +583,11 @@ def ready(dtype: str) -> bool:
 
 
 def _compile(dtype: str) -> int:
+    import llvmlite.binding as llvm
+
     from graphc.backend.llvm import cache, jit
+
+    llvm.add_symbol(LIMITS, ctypes.addressof(_LIMITS))
 
     name = _impl_name(dtype)
     key = cache.module_key([name], OPT)
@@ -534,6 +601,14 @@ def _compile(dtype: str) -> int:
         cache.store(cache.Entry(key, [name], {}, obj, cache.pack_ir(text, opt_text), []))
     _state[f"engine-{dtype}"] = engine  # keeps the code alive (for the whole process)
     return addresses[name]
+
+
+def set_limits(least: float = MIN_WORK, most: float = MAX_WORK) -> tuple[float, float]:
+    """Products with ``least <= m*n*k < most`` (and a small dimension) run natively from now
+    on; returns the previous limits (for tests and measurements)."""
+    old = (_LIMITS[0], _LIMITS[1])
+    _LIMITS[0], _LIMITS[1] = least, most
+    return old
 
 
 def switch(dtype: str, on: bool) -> None:
