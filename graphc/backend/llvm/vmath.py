@@ -92,9 +92,13 @@ def _clamp(b: ir.IRBuilder, x: ir.Value, lo: float, hi: float) -> ir.Value:
     return b.select(b.fcmp_unordered("<", x, fconst(x.type, lo)), fconst(x.type, lo), x)
 
 
-def _round_int(b: ir.IRBuilder, fmt: _Fmt, x: ir.Value) -> tuple[ir.Value, ir.Value]:
-    """(rint(x) as float, as integer) for |x| < 2^(mant-1), without fptosi."""
-    t = b.fadd(x, fmt.c(fmt.magic))
+def _round_int(b: ir.IRBuilder, fmt: _Fmt, x: ir.Value,
+               scale: float | None = None) -> tuple[ir.Value, ir.Value]:
+    """(rint(x) as float, as integer) for |x| < 2^(mant-1), without fptosi; of x*scale when given."""
+    if scale is None:
+        t = b.fadd(x, fmt.c(fmt.magic))
+    else:
+        t = fmuladd(b, x, fmt.c(scale), fmt.c(fmt.magic))
     k = b.fsub(t, fmt.c(fmt.magic))
     ik = b.sub(b.bitcast(t, fmt.ity), b.bitcast(fmt.c(fmt.magic), fmt.ity))
     return k, ik
@@ -145,7 +149,9 @@ def _expm1_poly(b: ir.IRBuilder, fmt: _Fmt, r: ir.Value) -> ir.Value:
 
 def _reduce(b: ir.IRBuilder, fmt: _Fmt, x: ir.Value) -> tuple[ir.Value, ir.Value]:
     """x = k*ln2 + r: returns (r, integer k)."""
-    k, ik = _round_int(b, fmt, b.fmul(x, fmt.c(_LOG2E)))
+    # rint(x*log2e) with the magic constant added in the same FMA (one op less, and the
+    # product is not rounded first).
+    k, ik = _round_int(b, fmt, x, scale=_LOG2E)
     nk = b.fneg(k)
     r = fmuladd(b, nk, fmt.c(_LN2_HI[fmt.f32]), x)
     r = fmuladd(b, nk, fmt.c(_LN2_LO[fmt.f32]), r)
