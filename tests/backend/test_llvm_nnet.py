@@ -229,9 +229,9 @@ def test_sigmoid_binary_crossentropy_native(dtype: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------
-# Rows contiguous along the axis run on vectors (graphc.backend.llvm.nnet_rows): lengths
-# around the vector widths (8 and 16 lanes), NaN/inf anywhere in a row, the general path
-# for other layouts.
+# Rows run on vectors (graphc.backend.llvm.nnet_rows): lengths around the vector widths
+# (8 and 16 lanes), NaN/inf anywhere in a row; rows not contiguous along the axis are
+# made so by the runner first.
 ROW_LENGTHS = list(range(1, 41))
 
 
@@ -305,7 +305,7 @@ def test_vector_rows_nan_inf_and_large(dtype: str) -> None:
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_vector_rows_other_layouts_take_the_general_path(dtype: str) -> None:
+def test_vector_rows_of_other_layouts(dtype: str) -> None:
     fns = _row_functions(dtype)
     rng = np.random.default_rng(23)
     for n in (3, 10, 16, 19):

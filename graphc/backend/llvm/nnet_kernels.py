@@ -21,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from llvmlite import ir
 
 from graphc.backend.llvm import scalar as _scalar
@@ -47,7 +48,7 @@ from graphc.backend.llvm.lowering import (
     new_kernel,
     register_lowering,
 )
-from graphc.backend.llvm.nnet_rows import softmax_rows, vector_bytes, xent_rows
+from graphc.backend.llvm.nnet_rows import require_contiguous, softmax_rows, vector_bytes, xent_rows
 from graphc.backend.llvm.reduce_kernels import _contiguous_strides
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
@@ -70,7 +71,8 @@ def build_softmax(module: ir.Module, name: str, dtype: str, ndim: int, axis: int
         nrows = c64(1)
         for d in others:
             nrows = b.mul(nrows, x.dims[d])
-        softmax_rows(b, x, out, n, sx, log, nrows, rows)
+        require_contiguous(b, n, sx)
+        softmax_rows(b, x, out, n, log, nrows, rows)
     else:
         _softmax_columns(b, x, out, ostr, axis, log)
     b.ret(ir.Constant(I32, 0))
@@ -218,6 +220,7 @@ def lower_softmax(node: Apply) -> NativeNode | None:
         return None
     log = isinstance(node.op, LogSoftmax)
     axis = node.op.axis
+    last = axis == x.ndim - 1
     name = kernel_id("gcsoftmax", x.dtype, x.ndim, axis, log, vector_bytes())
 
     def runner(cfunc: Callable[..., int]) -> Runner:
@@ -228,6 +231,8 @@ def lower_softmax(node: Apply) -> NativeNode | None:
             (a,) = get(values)
             if a.shape[axis] == 0:
                 return run_node(node, values)  # NumPy's max of an empty row: an error
+            if last and a.strides[-1] != a.itemsize and a.shape[-1] > 1:
+                a = np.ascontiguousarray(a)  # the kernel reads contiguous rows only
             out = alloc(a.shape)
             if cfunc(0, 0, a, out):
                 return run_node(node, values)
@@ -299,21 +304,16 @@ def lower_label_scatter(node: Apply) -> NativeNode | None:
 def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype: str | None) -> None:
     """Arrays: logits (R, N), labels (R,) or targets broadcastable to (R, N), loss (R,),
     softmax (R, N). A label out of range returns status 1 before any access with it.
-    Rows contiguous along the classes (and targets too, or labels) run on vectors."""
+    The rows run on vectors (graphc.backend.llvm.nnet_rows)."""
     fn, b, (px, pt, pl, ps) = new_kernel(module, name, 4)
     x = Arr(b, px, dtype, 2)
     t = Arr(b, pt, ldtype, 1) if ldtype is not None else Arr(b, pt, dtype, 2)
     loss, sm = Arr(b, pl, dtype, 1), Arr(b, ps, dtype, 2)
-    ty, acc_ty = reg_type(dtype), reg_type("float64")
     status = entry_alloca(b, I32)
     b.store(ir.Constant(I32, 0), status)
-    mx, total, tot_t = entry_alloca(b, ty), entry_alloca(b, acc_ty), entry_alloca(b, acc_ty)
     n, sx = x.dims[1], x.strides[1]
     sstr = _contiguous_strides(b, sm.dims)
     tstr = [t.bstride(0)] if ldtype is not None else [t.bstride(0), t.bstride(1)]
-
-    def widen(v: ir.Value) -> ir.Value:
-        return b.fpext(v, acc_ty) if ty != acc_ty else v
 
     def label_loss(xo: ir.Value, to: ir.Value, lo: ir.Value, m: ir.Value, ls: ir.Value) -> None:
         k, ok = _label_index(b, t, to, n)
@@ -323,61 +323,12 @@ def build_crossentropy_softmax(module: ir.Module, name: str, dtype: str, ldtype:
             with bad:
                 b.store(ir.Constant(I32, 1), status)
 
-    def row(offs: list[ir.Value]) -> None:
-        xo, to, lo, so = offs
-
-        def xat(j: ir.Value) -> ir.Value:
-            return x.load(b.add(xo, b.mul(j, sx)))
-
-        b.store(const(dtype, float("-inf")), mx)
-        for_range(b, n, lambda j: b.store(call_intr(b, "maximum", b.load(mx, typ=ty), xat(j)), mx))
-        m = b.load(mx, typ=ty)
-        b.store(ir.Constant(acc_ty, 0.0), total)
-
-        def expsum(j: ir.Value) -> None:
-            e = vmath.call_math(b, "exp", b.fsub(xat(j), m))
-            sm.store(e, b.add(so, b.mul(j, sstr[1])))
-            b.store(b.fadd(b.load(total, typ=acc_ty), widen(e), flags=("reassoc",)), total)
-
-        for_range(b, n, expsum)
-        s = b.load(total, typ=acc_ty)
-        s = b.fptrunc(s, ty) if ty != acc_ty else s
-        ls = vmath.call_math(b, "log", s)
-
-        def scale(j: ir.Value) -> None:
-            p = b.add(so, b.mul(j, sstr[1]))
-            sm.store(b.fdiv(sm.load(p), s), p)
-
-        for_range(b, n, scale)
-        if ldtype is not None:
-            label_loss(xo, to, lo, m, ls)
-            return
-        b.store(ir.Constant(acc_ty, 0.0), tot_t)
-
-        def weigh(j: ir.Value) -> None:
-            tv = t.load(b.add(to, b.mul(j, tstr[1])))
-            term = b.fmul(tv, b.fsub(ls, b.fsub(xat(j), m)))
-            b.store(b.fadd(b.load(tot_t, typ=acc_ty), widen(term)), tot_t)
-
-        for_range(b, n, weigh)
-        v = b.load(tot_t, typ=acc_ty)
-        loss.store(b.fptrunc(v, ty) if ty != acc_ty else v, lo)
-
     def rows(body: RowBody) -> None:
         nest(b, [x.dims[0]], [[x.strides[0]], [tstr[0]], [c64(1)], [sstr[0]]], [c64(0)] * 4, body)
 
-    if ldtype is not None:
-        xent_rows(b, x, t, loss, sm, n, sx, rows, label_loss)
-        b.ret(b.load(status, typ=I32))
-        return
-    one = b.icmp_signed("==", n, c64(1))
-    unit = b.and_(b.or_(b.icmp_signed("==", sx, c64(1)), one),
-                  b.or_(b.icmp_signed("==", tstr[1], c64(1)), one))
-    with b.if_else(unit) as (fast, general):
-        with fast:
-            xent_rows(b, x, t, loss, sm, n, None, rows, None)
-        with general:
-            rows(row)
+    labels = ldtype is not None
+    require_contiguous(b, n, sx, *([] if labels else [tstr[1]]))
+    xent_rows(b, x, t, loss, sm, n, rows, label_loss if labels else None)
     b.ret(b.load(status, typ=I32))
 
 
@@ -404,6 +355,13 @@ def lower_crossentropy_softmax(node: Apply) -> NativeNode | None:
             if n == 0 or (tv.shape != (rows,) if labels else
                           any(d not in (1, e) for d, e in zip(tv.shape, a.shape))):
                 return run_node(node, values)
+            if n > 1:  # the kernel reads contiguous rows only (targets: or broadcast rows)
+                if a.strides[1] != a.itemsize:
+                    a = np.ascontiguousarray(a)
+                if not labels and tv.shape[1] == 1:
+                    tv = np.ascontiguousarray(np.broadcast_to(tv, (tv.shape[0], n)))
+                elif not labels and tv.strides[1] != tv.itemsize:
+                    tv = np.ascontiguousarray(tv)
             out_loss, out_sm = alloc_loss((rows,)), alloc_sm(a.shape)
             if cfunc(0, 0, a, tv, out_loss, out_sm):
                 return run_node(node, values)  # a label out of range: the reference says which

@@ -20,14 +20,13 @@ vectors, the same values as the scalar ones.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 
 import numpy as np
 from llvmlite import ir
 
 from graphc.backend.llvm import jit, vmath
-from graphc.backend.llvm.irutil import F64, I1, I32, I64, PTR, intrinsic, reg_type
+from graphc.backend.llvm.irutil import F64, I1, I32, I64, intrinsic, reg_type
 from graphc.backend.llvm.lowering import Arr, c64, entry_alloca, for_range
 
 
@@ -72,18 +71,6 @@ class Lanes:
         fn = intrinsic(self.b.module, f"llvm.masked.store.v{self.n}{_sfx(self.ty)}.p0", ir.VoidType(),
                        [self.vty, arr.data.type, I32, mask.type])
         self.b.call(fn, [v, arr.ptr(off), ir.Constant(I32, self.itemsize), mask])
-
-    def gather(self, arr: Arr, off: ir.Value, stride: ir.Value, mask: ir.Value) -> ir.Value:
-        """``arr[off + i * stride]`` for the lanes ``i`` of ``mask`` (zero elsewhere)."""
-        b, n = self.b, self.n
-        ity = ir.VectorType(I64, n)
-        step = self.splat(b.mul(stride, c64(self.itemsize)))
-        addr = b.add(self.splat(b.ptrtoint(arr.ptr(off), I64)),
-                     b.mul(ir.Constant(ity, list(range(n))), step))
-        pty = ir.VectorType(PTR, n)
-        fn = intrinsic(b.module, f"llvm.masked.gather.v{n}{_sfx(self.ty)}.v{n}p0", self.vty,
-                       [pty, I32, mask.type, self.vty])
-        return b.call(fn, [b.inttoptr(addr, pty), ir.Constant(I32, self.itemsize), mask, self.const(0.0)])
 
     def vmax(self, x: ir.Value, y: ir.Value) -> ir.Value:
         return self.b.select(self.b.fcmp_ordered(">", x, y), x, y)
@@ -251,38 +238,30 @@ class Batch:
             b.store(c64(0), self.count)
 
 
-def staged(b: ir.IRBuilder, x: Arr, dst: Arr, n: ir.Value, sx: ir.Value, xi: int, di: int,
-           rows: Callable[[Callable[[list[ir.Value]], None]], None]
-           ) -> tuple[Arr, Callable[[list[ir.Value]], ir.Value]]:
-    """Where the rows are read: ``x`` itself when they are contiguous along the axis (unit
-    stride, or one element), else ``dst`` (an output, C-contiguous), into which every row
-    is first copied (gathers, in a pass of their own: the row loop keeps its registers).
-    Returns the array to read and ``where(offsets)``, a row's offset in it (``offsets[xi]``
-    in ``x``, ``offsets[di]`` in ``dst``). The vector code then serves every layout: the
-    kernel holds no second, scalar version of it (compile time)."""
-    unit = b.or_(b.icmp_signed("==", sx, c64(1)), b.icmp_signed("==", n, c64(1)))
-    L = Lanes(b, x.dtype)
-
-    def copy_row(offs: list[ir.Value]) -> None:
-        L.chunks(n, lambda j, mk: L.store(dst, b.add(offs[di], j),
-                                          L.gather(x, b.add(offs[xi], b.mul(j, sx)), sx, mk), mk))
-
-    with b.if_then(b.not_(unit)):
-        rows(copy_row)
-    src = copy.copy(x)
-    src.data = b.select(unit, x.data, dst.data)
-    return src, lambda offs: b.select(unit, offs[xi], offs[di])
+def _unit(b: ir.IRBuilder, stride: ir.Value, n: ir.Value) -> ir.Value:
+    return b.or_(b.icmp_signed("==", stride, c64(1)), b.icmp_signed("==", n, c64(1)))
 
 
-def softmax_rows(b: ir.IRBuilder, x: Arr, out: Arr, n: ir.Value, sx: ir.Value, log: bool, nrows: ir.Value,
+def require_contiguous(b: ir.IRBuilder, n: ir.Value, *strides: ir.Value) -> None:
+    """Return status 2 (the reference runs) unless rows ``strides`` apart along the axis are
+    contiguous (unit stride, or one element). The runners make them so first (a NumPy
+    copy): a second, strided version of the row code in every kernel cost more compile
+    time than the whole vector path (LLVM expands strided vector loads into scalar ones)."""
+    ok = _unit(b, strides[0], n)
+    for s in strides[1:]:
+        ok = b.and_(ok, _unit(b, s, n))
+    with b.if_then(b.not_(ok), likely=False):
+        b.ret(ir.Constant(I32, 2))
+
+
+def softmax_rows(b: ir.IRBuilder, x: Arr, out: Arr, n: ir.Value, log: bool, nrows: ir.Value,
                  rows: Callable[[Callable[[list[ir.Value]], None]], None]) -> None:
-    """Softmax or log-softmax of ``nrows`` rows of ``n >= 1`` elements, ``sx`` apart;
+    """Softmax or log-softmax of ``nrows`` contiguous rows of ``n >= 1`` elements;
     ``rows(body)`` runs ``body([x offset, out offset])`` for every row."""
     L = Lanes(b, x.dtype)
-    src, where = staged(b, x, out, n, sx, 0, 1, rows)
     if not log:
         def plain(offs: list[ir.Value]) -> None:
-            row_stats(L, src, where(offs), n, (out, offs[1]))
+            row_stats(L, x, offs[0], n, (out, offs[1]))
 
         rows(plain)
         return
@@ -291,38 +270,28 @@ def softmax_rows(b: ir.IRBuilder, x: Arr, out: Arr, n: ir.Value, sx: ir.Value, l
         xo, oo = offs
         mv, lv = L.splat(m), L.splat(ls)
         L.chunks(n, lambda j, mk: L.store(
-            out, b.add(oo, j), b.fsub(b.fsub(L.load(src, b.add(xo, j), mk, mv), mv), lv), mk))
+            out, b.add(oo, j), b.fsub(b.fsub(L.load(x, b.add(xo, j), mk, mv), mv), lv), mk))
 
     batch = Batch(L, 2, nrows, finish)
-
-    def logrow(offs: list[ir.Value]) -> None:
-        xo = where(offs)
-        batch.push([xo, offs[1]], *row_stats(L, src, xo, n, None))
-
-    rows(logrow)
+    rows(lambda offs: batch.push(offs, *row_stats(L, x, offs[0], n, None)))
 
 
-def xent_rows(b: ir.IRBuilder, x: Arr, t: Arr, loss: Arr, sm: Arr, n: ir.Value, sx: ir.Value | None,
+def xent_rows(b: ir.IRBuilder, x: Arr, t: Arr, loss: Arr, sm: Arr, n: ir.Value,
               rows: Callable[[Callable[[list[ir.Value]], None]], None],
               label_loss: Callable[[ir.Value, ir.Value, ir.Value, ir.Value, ir.Value], None] | None) -> None:
-    """CrossentropySoftmax; ``rows(body)`` runs ``body([x, t, loss, sm offsets])`` for
-    every row. With labels, ``label_loss(x offset, label offset, loss offset, max,
-    log(sum))`` checks a label and writes its loss, and rows ``sx`` apart are staged (see
-    ``staged``); with dense targets the caller makes sure the rows of both are contiguous
-    (``sx`` None)."""
+    """CrossentropySoftmax of contiguous rows (dense targets' rows too, or broadcast along
+    the rows); ``rows(body)`` runs ``body([x, t, loss, sm offsets])`` for every row. With
+    labels, ``label_loss(x offset, label offset, loss offset, max, log(sum))`` checks a
+    label and writes its loss."""
     L = Lanes(b, x.dtype)
     zero = L.const(0.0)
-    if sx is not None:
-        src, where = staged(b, x, sm, n, sx, 0, 3, rows)
-    else:
-        src, where = x, lambda offs: offs[0]
+    acc = entry_alloca(b, L.wide)
 
     def finish(offs: list[ir.Value], m: ir.Value, ls: ir.Value) -> None:
         xo, to, lo, _ = offs
         if label_loss is not None:
             label_loss(xo, to, lo, m, ls)
             return
-        acc = entry_alloca(b, L.wide)
         b.store(ir.Constant(L.wide, 0.0), acc)
         mv, lv = L.splat(m), L.splat(ls)
 
@@ -335,4 +304,4 @@ def xent_rows(b: ir.IRBuilder, x: Arr, t: Arr, loss: Arr, sm: Arr, n: ir.Value, 
         loss.store(L.narrow(L.hsum(b.load(acc, typ=L.wide))), lo)
 
     batch = Batch(L, 4, x.dims[0], finish)
-    rows(lambda offs: batch.push(offs, *row_stats(L, src, where(offs), n, (sm, offs[3]))))
+    rows(lambda offs: batch.push(offs, *row_stats(L, x, offs[0], n, (sm, offs[3]))))
