@@ -24,6 +24,8 @@ def every_size() -> None:
     """Every product with a small dimension runs natively (by default only the sizes where
     that measured faster than BLAS do: small_gemm.MIN_WORK, MAX_WORK)."""
     old = small_gemm.set_limits(0.0, float("inf"))
+    for dtype in DTYPES:
+        assert small_gemm.ready(dtype, wait=True)
     yield
     small_gemm.set_limits(*old)
 DTYPES = ["float32", "float64"]
@@ -165,7 +167,7 @@ def no_blas(monkeypatch: pytest.MonkeyPatch):
 def test_small_products_do_not_call_blas(dtype: str, no_blas: None) -> None:
     A, B = T.matrix("A", dtype=dtype), T.matrix("B", dtype=dtype)
     fn = graphc.function([A, B], T.dot(A, B), mode=NATIVE)
-    assert small_gemm.ready(dtype)
+    assert small_gemm.ready(dtype, wait=True)
     rng = np.random.default_rng(10)
     for m, k, n in [(256, 512, 10), (256, 10, 512), (16, 16, 16), (5, 3, 1)]:
         a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)

@@ -27,9 +27,9 @@ bounds) and are not written; partial vectors use masked loads and stores. Nothin
 here reads or writes outside ``A[i*sa0 + p*sa1]``, ``B[p*sb0 + j*sb1]``,
 ``C[i*so0 + j*so1]`` for ``i < m, p < k, j < n``, whatever the strides.
 
-The module is compiled on the first product a process runs (or loaded from the compile
-cache), not while compiling functions: kernels find the cell empty until then and use
-BLAS.
+The module is compiled (or loaded from the compile cache) in a thread started by the first
+product a process runs, not while compiling functions: kernels find the cell empty until
+then and use BLAS.
 """
 
 from __future__ import annotations
@@ -562,24 +562,44 @@ def cell_address(dtype: str) -> int:
     return ctypes.addressof(_CELLS[dtype])
 
 
-def ready(dtype: str) -> bool:
-    """Fill ``dtype``'s cell (compiled, or loaded from the compile cache, once per process);
-    False when disabled (GRAPHC_SMALL_GEMM=0, ``switch``) or it failed to build (BLAS does
-    everything)."""
+def ready(dtype: str, wait: bool = False) -> bool:
+    """Whether ``dtype``'s cell holds the function. The first call starts compiling it (or
+    loading it from the compile cache) in a thread, once per process: ~80-150 ms of LLVM
+    cold, which the first products do not wait for (they call BLAS until the cell is
+    filled); ``wait`` waits. False when disabled (GRAPHC_SMALL_GEMM=0, ``switch``) or the
+    build failed (BLAS does everything)."""
     if _CELLS[dtype].value:
         return True
     if not enabled() or dtype not in _P or dtype in _state.get("off", ()):
         return False
     with _lock:
-        if not _CELLS[dtype].value and not _state.get(f"failed-{dtype}"):
-            try:
-                addr = _state.get(f"addr-{dtype}") or _compile(dtype)
-            except Exception:  # noqa: BLE001 - BLAS computes the products instead
-                _state[f"failed-{dtype}"] = True
-                return False
-            _state[f"addr-{dtype}"] = addr
+        if _CELLS[dtype].value or _state.get(f"failed-{dtype}"):
+            return bool(_CELLS[dtype].value)
+        addr = _state.get(f"addr-{dtype}")
+        if addr:
             _CELLS[dtype].value = addr
-        return bool(_CELLS[dtype].value)
+            return True
+        thread = _state.get(f"thread-{dtype}")
+        if thread is None:
+            thread = threading.Thread(target=_build_in_thread, args=(dtype,), daemon=True,
+                                      name=f"graphc-small-{_P[dtype]}gemm")
+            _state[f"thread-{dtype}"] = thread
+            thread.start()
+    if wait:
+        thread.join()  # type: ignore[union-attr]
+    return bool(_CELLS[dtype].value)
+
+
+def _build_in_thread(dtype: str) -> None:
+    try:
+        addr = _compile(dtype)
+    except Exception:  # noqa: BLE001 - BLAS computes the products instead
+        _state[f"failed-{dtype}"] = True
+        return
+    with _lock:
+        _state[f"addr-{dtype}"] = addr
+        if dtype not in _state.get("off", ()):
+            _CELLS[dtype].value = addr
 
 
 def _compile(dtype: str) -> int:
@@ -596,7 +616,7 @@ def _compile(dtype: str) -> int:
         engine, addresses = jit.load_object(entry.obj, [name])
     else:
         text = _text(dtype)
-        obj, opt_text = jit.build_object(text, OPT)
+        obj, opt_text = jit.build_object(text, OPT, unlocked=True)
         engine, addresses = jit.load_object(obj, [name])
         cache.store(cache.Entry(key, [name], {}, obj, cache.pack_ir(text, opt_text), []))
     _state[f"engine-{dtype}"] = engine  # keeps the code alive (for the whole process)
@@ -617,7 +637,7 @@ def switch(dtype: str, on: bool) -> None:
     off = _state.setdefault("off", set())
     if on:
         off.discard(dtype)  # type: ignore[union-attr]
-        ready(dtype)
+        ready(dtype, wait=True)
     else:
         off.add(dtype)  # type: ignore[union-attr]
         _CELLS[dtype].value = 0
