@@ -1,10 +1,13 @@
 """Kernels of the nnet ops that are not elementwise: softmax and log-softmax over an axis,
 and the integer-label pick/scatter of cross-entropy.
 
-Softmax runs each row (every position of the other axes) in three passes: the maximum
-(NaN propagates, as ``np.max``), ``exp(x - max)`` summed (float32 accumulates in
-float64) and, for softmax, stored, then the division (or ``x - max - log(sum)``). The
-exp is graphc's vectorizable one, so a contiguous row runs on vectors.
+Softmax over the last axis runs each row (every position of the other axes) on explicit
+vectors (graphc.backend.llvm.nnet_rows): the maximum, ``exp(x - max)`` summed (float32
+accumulates in float64) and, for softmax, stored times ``1/sum`` (or ``x - max -
+log(sum)``, the logs taken for 16 rows at once); a NaN in a row makes the whole row NaN,
+as with ``np.max``. The kernels read rows contiguous along the axis only (others return
+status 2); the runners copy other layouts first. Over another axis, blocks of columns
+run down the axis with running maxima and sums (``_softmax_columns``).
 
 LabelPick/LabelScatter check every label against the row length before using it: a
 label out of range stops the kernel before any access, and the reference then raises
@@ -12,7 +15,8 @@ its error naming the bad values. The runner checks the shapes first.
 
 CrossentropySoftmax runs the softmax row passes once for both its outputs: the loss is
 ``log(sum) - (x[label] - max)`` (the label checked as above) or
-``sum_j t[j] * (log(sum) - (x[j] - max))`` with targets broadcast along either axis.
+``sum_j t[j] * (log(sum) - (x[j] - max))`` with targets broadcast along either axis
+(along the classes: materialized by the runner).
 ``sigmoid_binary_crossentropy`` is a scalar op: its lowering joins the elementwise ones.
 """
 

@@ -1,22 +1,22 @@
-"""Softmax rows on explicit vectors: the fast path of graphc.backend.llvm.nnet_kernels for
-rows that are contiguous along the softmax axis.
+"""The row code of graphc.backend.llvm.nnet_kernels: softmax, log-softmax and
+CrossentropySoftmax over rows contiguous along the axis, on explicit vectors.
 
-The general kernels run three scalar-shaped loops per row (max, exp and sum, scale); the
-loop vectorizer only helps rows longer than a vector, and a row of 10 classes (an MLP's
+Before, each row ran three scalar-shaped loops (max, exp and sum, scale); the loop
+vectorizer only helped rows longer than a vector, and a row of 10 classes (an MLP's
 logits) paid a scalar exp, a scalar division and loop overhead per element. Here a row
 is a sequence of vectors of ``lanes`` elements (a 64-byte register on AVX-512 hosts, 32
 bytes otherwise) read with masked loads, so the tail never touches memory past the row.
 A row of at most ``lanes`` elements is one vector kept in registers from the load to the
 store (straight-line code, no loop); a longer row loops over its vectors, the last one
-masked.
+masked. The softmax is the exps times ``1/sum`` (one division per row; within an ulp
+of the quotients). Logs of the sums are taken ``lanes`` rows at a time (``Batch``).
 
-Semantics kept from the general kernels: the row maximum is an ordered ``>`` select
-(vmaxps); a NaN may or may not reach it, but a NaN element makes its ``exp`` NaN and so
-the sum, and every output of the row becomes NaN, as with ``np.max``. Lanes past the
-row are zeroed before any sum. float32 sums accumulate in float64 (one lane-wise vector
-sum per row, then a tree). The exp and log are graphc's (graphc.backend.llvm.vmath) on
-vectors, the same values as the scalar ones.
-"""
+Semantics kept: the row maximum is an ordered ``>`` select (vmaxps); a NaN may or may
+not reach it, but a NaN element makes its ``exp`` NaN and so the sum, and every output
+of the row becomes NaN, as with ``np.max``. Lanes past the row are zeroed before any
+sum. float32 sums accumulate in float64 (a lane-wise vector sum per row, then a tree).
+The exp and log are graphc's (graphc.backend.llvm.vmath) on vectors: the same values as
+the scalar ones."""
 
 from __future__ import annotations
 
@@ -94,6 +94,11 @@ class Lanes:
         """The sum of a float64 vector's lanes, as a tree (``reassoc``)."""
         fn = intrinsic(self.b.module, f"llvm.vector.reduce.fadd.v{self.n}f64", F64, [F64, self.wide])
         return self.b.call(fn, [ir.Constant(F64, 0.0), v], fastmath=("reassoc",))
+
+    def recip(self, s: ir.Value) -> ir.Value:
+        """``1 / s`` for a row sum: the row's exps times it are within an ulp of their
+        quotients, and a vector division per 16 elements was most of a long row's time."""
+        return self.b.fdiv(ir.Constant(self.ty, 1.0), s)
 
     def narrow(self, s: ir.Value) -> ir.Value:
         return self.b.fptrunc(s, self.ty) if self.ty != F64 else s
@@ -173,16 +178,16 @@ def row_stats(L: Lanes, x: Arr, xo: ir.Value, count: ir.Value,
         with one:
             st = short_row(L, x, xo, count)
             if softmax is not None:
-                L.store(softmax[0], softmax[1], b.fdiv(st.e, L.splat(st.s)), st.mask)
+                L.store(softmax[0], softmax[1], b.fmul(st.e, L.splat(L.recip(st.s))), st.mask)
             b.store(st.m, mslot)
             b.store(st.s, sslot)
         with more:
             st = long_row(L, x, xo, count, softmax)
             if softmax is not None:
                 arr, off = softmax
-                sv = L.splat(st.s)
+                rv = L.splat(L.recip(st.s))
                 L.chunks(count, lambda j, mk: L.store(
-                    arr, b.add(off, j), b.fdiv(L.load(arr, b.add(off, j), mk, sv), sv), mk))
+                    arr, b.add(off, j), b.fmul(L.load(arr, b.add(off, j), mk, rv), rv), mk))
             b.store(st.m, mslot)
             b.store(st.s, sslot)
     return b.load(mslot, typ=L.ty), b.load(sslot, typ=L.ty)
