@@ -580,7 +580,7 @@ def ready(dtype: str, wait: bool = False) -> bool:
             _CELLS[dtype].value = addr
             return True
         thread = _state.get(f"thread-{dtype}")
-        if thread is None:
+        if thread is None or not thread.is_alive():  # none yet, or a forked child's copy of one
             thread = threading.Thread(target=_build_in_thread, args=(dtype,), daemon=True,
                                       name=f"graphc-small-{_P[dtype]}gemm")
             _state[f"thread-{dtype}"] = thread
