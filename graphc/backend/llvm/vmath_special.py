@@ -19,13 +19,13 @@ from graphc.backend.llvm.vmath import _clamp, _isnan, call_math, expm1_core, reg
 
 # float32 tanh: expm1(2a) reduced as 2a = k*ln2 + 2h with |h| <= ln2/4, so a - k*ln2/2 is one
 # FMA (float32 ln2/2 is off by ~1e-9: k <= 29 moves e^(2a) by < 6e-8 relative where the
-# result is within 2^-25 of 1, by ~2e-9 at k = 1). expm1(2h) = 2h + (2h)^2 * Q(2h) with Q a
-# degree-5 fit of least maximum relative error on |2h| <= 0.3466 (0.004 ulp; fitted in float64
-# by iteratively reweighted least squares; degree 4 reaches 0.22 ulp, which near 0, where
-# Taylor terms are far better, made tanh 3 ulp off). The coefficients absorb the powers of 2
-# and the overall factor 2 moves into 2^(k+1). All float32 inputs checked: <= 2 ulp.
-_TANH_Q = [0.5000000044153976, 0.16666666370467725, 0.04166636095639103, 0.00833338938447574,
-           0.0013940623939468946, 0.00019845860365461928]
+# result is within 2^-25 of 1, by ~2e-9 at k = 1). expm1(2h) = 2h + (2h)^2 * Q(2h) with Q of
+# degree 4, Q(0) = 1/2 exactly and the rest of least maximum relative error on |2h| <= 0.3466
+# (0.23 ulp; fitted in float64 by iteratively reweighted least squares). Q(0) exact matters:
+# near 0 (k = 0) e/(e+2) passes expm1's relative error on whole, and the unconstrained fit
+# made a few results 3 ulp off. The coefficients absorb the powers of 2 and the overall factor
+# 2 moves into 2^(k+1). All float32 inputs checked against a float64 reference: <= 2 ulp.
+_TANH_Q = [0.5, 0.1666654872072961, 0.041666854267850065, 0.00836603919287359, 0.001389821330834334]
 _TANH_QH = [q * 2.0 ** (i + 1) for i, q in enumerate(_TANH_Q)]  # (2h)^2 Q(2h) / 2 = h^2 * Q'(h)
 _MAGIC32 = 1.5 * 2.0 ** 23  # adding it rounds a float32 below 2^22 to an integer
 
