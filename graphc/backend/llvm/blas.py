@@ -20,6 +20,11 @@ unless it runs a product. A kernel finding its cell empty refuses. Without SciPy
 with a BLAS whose ints are not 32-bit) the nodes run their NumPy ``perform``; integer
 and mixed-dtype products always do.
 
+Skinny products of a middle size (one dimension <= 16, about 2^20..2^24 multiply-adds)
+run natively instead (graphc.backend.llvm.small_gemm: measured faster than OpenBLAS
+splitting them over its threads); each kernel tries that function first, after the
+layout checks below.
+
 Row-major ``C = A @ B`` is the column-major ``C^T = B^T A^T``: operands are passed
 swapped, each as 'N' when it is row-major (unit stride along its columns) and as 'T'
 when it is column-major (a transposed view), so transposes cost no copy. Operands with

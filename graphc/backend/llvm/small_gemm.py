@@ -1,12 +1,14 @@
 """Native small and skinny matrix products: one function per dtype, compiled once per process.
 
-``C (m x n) = alpha * A (m x k) @ B (k x n) [+ C]`` where one dimension is small (or
-all are) costs a BLAS call through SciPy's function pointers more than the product
-itself: OpenBLAS's sgemm spends ~40-70 us on the W3 step's products with 10 columns or
-a depth of 10, which loops of 64-byte vectors do in ~15-25 us. The Dot, Gemm and MatMul
-kernels (graphc.backend.llvm.blas) call ``graphc_small_sgemm`` / ``graphc_small_dgemm``
-first (through a cell holding the address, like the BLAS routines) and fall back to BLAS
-when it declines (status 1: no dimension small enough).
+``C (m x n) = alpha * A (m x k) @ B (k x n) [+ C]`` with one small dimension (<= SMALL)
+and m*n*k in [MIN_WORK, MAX_WORK): there SciPy's OpenBLAS splits the product over its
+threads, whose synchronization costs more than the product: the W3 step's three skinny
+products (10 output columns, a depth of 10, or 10 output rows; 2^20.3 multiply-adds
+each) took 37-40, 53-70 and 50-56 us per call through sgemm, and take 26-31 us each
+here (measured under load, one thread). The Dot, Gemm and MatMul kernels
+(graphc.backend.llvm.blas) call ``graphc_small_sgemm`` / ``graphc_small_dgemm`` first
+(through a cell holding the address, like the BLAS routines) and call BLAS when it
+declines (status 1) or the cell is empty.
 
 Two loop forms, each given element strides of A, B and C (so both a row-major array and
 a transposed view are read in place, and the product can be computed transposed,
@@ -23,7 +25,10 @@ a transposed view are read in place, and the product can be computed transposed,
   writes into a strided C, copies).
 
 Rows and columns past the edge of a block repeat the last valid one (loads stay in
-bounds) and are not written; partial vectors use masked loads and stores. Nothing
+bounds) and are not written; partial vectors use masked loads and stores (only there:
+a masked load costs a uop on the FMA ports). Vectors start at the 64-byte boundary at
+or before the data (NumPy's buffers are 16-byte aligned; split loads cost ~1.5x), the
+lanes before it masked off. Nothing
 here reads or writes outside ``A[i*sa0 + p*sa1]``, ``B[p*sb0 + j*sb1]``,
 ``C[i*so0 + j*so1]`` for ``i < m, p < k, j < n``, whatever the strides.
 
