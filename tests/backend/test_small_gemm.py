@@ -207,3 +207,40 @@ def test_disabled_cell_means_blas(monkeypatch: pytest.MonkeyPatch) -> None:
         small_gemm.switch("float32", True)
     assert small_gemm._CELLS["float32"].value
     np.testing.assert_allclose(fn(a, b), want, rtol=1e-5, atol=1e-5)
+
+
+def _at_page_end(a: np.ndarray, keep: list) -> np.ndarray:
+    """A copy of ``a`` (C order) whose last byte is just before an inaccessible page: a
+    read past it faults."""
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    size = a.nbytes
+    pages = (size + page - 1) // page + 1
+    mem = mmap.mmap(-1, pages * page, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    base = ctypes.addressof(ctypes.c_char.from_buffer(mem))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    assert libc.mprotect(base + (pages - 1) * page, page, 0) == 0  # PROT_NONE
+    keep.append(mem)
+    out = np.frombuffer(mem, a.dtype, count=a.size, offset=(pages - 1) * page - size).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_no_reads_past_the_operands(fns: dict, dtype: str) -> None:
+    """Operands ending at an inaccessible page (row-major and transposed views, sizes that
+    are no multiple of the vector width): any read past their end would crash."""
+    fn, ref = fns[dtype]
+    rng = np.random.default_rng(13)
+    keep: list = []
+    for m, k, n in [(37, 517, 10), (41, 7, 333), (300, 129, 3), (5, 1000, 1), (13, 13, 13)]:
+        a, b = rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype)
+        c, v = rng.standard_normal((m, n)).astype(dtype), rng.standard_normal(n).astype(dtype)
+        s = np.asarray(0.5, dtype)
+        for ga, gb in [(_at_page_end(a, keep), _at_page_end(b, keep)),
+                       (_at_page_end(a.T.copy(), keep).T, _at_page_end(b.T.copy(), keep).T)]:
+            for got, want in zip(fn(ga, gb, c, v, s), ref(a, b, c, v, s)):
+                _check(got, want, dtype, k)
