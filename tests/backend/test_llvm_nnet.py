@@ -330,6 +330,24 @@ def test_vector_rows_softmax_of_higher_rank() -> None:
         np.testing.assert_allclose(lfn(v), lref(v), rtol=1e-13, atol=1e-13)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_vector_rows_long_rows_and_rank_four(dtype: str) -> None:
+    fns = _row_functions(dtype)
+    rng = np.random.default_rng(26)
+    for shape in [(1, 4099), (3, 1000), (17, 257)]:
+        a = (rng.standard_normal(shape) * 8).astype(dtype)
+        a[-1, -1] = 50
+        _agree(fns, a, rng.integers(0, shape[1], shape[0]).astype("int32"),
+               rng.uniform(size=shape).astype(dtype), TOL[dtype] * 10)
+    x = T.tensor(dtype, shape=(None,) * 4, name="x")
+    for op in (T.nnet.softmax, T.nnet.log_softmax):
+        out = op(x, axis=3)
+        fn, ref = graphc.function([x], out, mode=NATIVE), graphc.function([x], out, mode="PY")
+        a = rng.standard_normal((2, 3, 4, 21)).astype(dtype)
+        for v in (a, a.transpose(2, 0, 1, 3), a[..., ::3], a[:, ::-1]):
+            np.testing.assert_allclose(fn(v), ref(v), rtol=TOL[dtype], atol=TOL[dtype])
+
+
 @pytest.mark.parametrize("n", [1, 10, 16, 17, 40])
 def test_vector_rows_bad_label_in_a_later_row(n: int) -> None:
     x, y = T.fmatrix("x"), T.ivector("y")
