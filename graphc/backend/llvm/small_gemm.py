@@ -34,7 +34,7 @@ here reads or writes outside ``A[i*sa0 + p*sa1]``, ``B[p*sb0 + j*sb1]``,
 
 The module is compiled (or loaded from the compile cache) in a thread started by the first
 product a process runs, not while compiling functions: kernels find the cell empty until
-then and use BLAS.
+then and use BLAS. ``GRAPHC_SMALL_GEMM=0`` leaves the cells empty (A/B measurements).
 """
 
 from __future__ import annotations
