@@ -4,7 +4,7 @@ and the integer-label pick/scatter of cross-entropy.
 Softmax over the last axis runs each row (every position of the other axes) on explicit
 vectors (graphc.backend.llvm.nnet_rows): the maximum, ``exp(x - max)`` summed (float32
 accumulates in float64) and, for softmax, stored times ``1/sum`` (or ``x - max -
-log(sum)``, the logs taken for 16 rows at once); a NaN in a row makes the whole row NaN,
+log(sum)``, the logs taken for a vector of rows at once); a NaN in a row makes the row NaN,
 as with ``np.max``. The kernels read rows contiguous along the axis only (others return
 status 2); the runners copy other layouts first. Over another axis, blocks of columns
 run down the axis with running maxima and sums (``_softmax_columns``).
