@@ -244,3 +244,29 @@ def test_no_reads_past_the_operands(fns: dict, dtype: str) -> None:
                        (_at_page_end(a.T.copy(), keep).T, _at_page_end(b.T.copy(), keep).T)]:
             for got, want in zip(fn(ga, gb, c, v, s), ref(a, b, c, v, s)):
                 _check(got, want, dtype, k)
+
+
+def test_first_product_of_a_process_waits_for_the_native_code() -> None:
+    """Which path a product takes never depends on how fast the background compile was: in
+    a new process the first product already finds the cell filled, and its result is
+    bitwise the one every later call gives."""
+    import subprocess
+    import sys
+
+    script = (
+        "import numpy as np, graphc, graphc.tensor as T\n"
+        "from graphc.backend.llvm import small_gemm\n"
+        "A, B = T.fmatrix('A'), T.fmatrix('B')\n"
+        "fn = graphc.function([A, B], T.dot(A, B))\n"
+        "rng = np.random.default_rng(0)\n"
+        "a = rng.standard_normal((256, 512)).astype('float32')\n"
+        "b = rng.standard_normal((512, 10)).astype('float32')\n"
+        "first = fn(a, b).copy()\n"
+        "assert small_gemm._CELLS['float32'].value\n"
+        "assert all(np.array_equal(fn(a, b), first) for _ in range(5))\n"
+        "print('ok')\n"
+    )
+    env = {k: v for k, v in __import__("os").environ.items() if k != "GRAPHC_SMALL_GEMM"}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr

@@ -524,10 +524,12 @@ def _build_matmul(module: ir.Module, name: str, dtype: str, ra: int, rb: int) ->
 # -- lowerings -----------------------------------------------------------------------------
 def _prepare(dtype: str) -> bool:
     """Load BLAS (False: not possible here) and bind the native small products of ``dtype``
-    (compiled on the first product a process runs; kernels use BLAS while the cell is empty)."""
+    (compiled, or loaded from the cache, on the first product a process runs). That first
+    product waits for them: a product of given shapes then always takes the same path, so
+    results do not depend on how fast a background compile was."""
     if not _READY and not load_blas():
         return False
-    small_gemm.ready(dtype)
+    small_gemm.ready(dtype, wait=True)
     return True
 
 

@@ -33,8 +33,9 @@ here reads or writes outside ``A[i*sa0 + p*sa1]``, ``B[p*sb0 + j*sb1]``,
 ``C[i*so0 + j*so1]`` for ``i < m, p < k, j < n``, whatever the strides.
 
 The module is compiled (or loaded from the compile cache) in a thread started by the first
-product a process runs, not while compiling functions: kernels find the cell empty until
-then and use BLAS. ``GRAPHC_SMALL_GEMM=0`` leaves the cells empty (A/B measurements).
+product a process runs, not while compiling functions, and that product waits for it
+(graphc.backend.llvm.blas): which path a product takes never depends on timing, so
+results are reproducible. ``GRAPHC_SMALL_GEMM=0`` leaves the cells empty (A/B measurements).
 """
 
 from __future__ import annotations
