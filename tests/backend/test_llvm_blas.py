@@ -7,7 +7,7 @@ import pytest
 
 import graphc
 import graphc.tensor as T
-from graphc.backend.llvm import blas
+from graphc.backend.llvm import blas_source
 from graphc.backend.reference import NodeRuntimeError
 from graphc.compile.mode import Mode
 from graphc.ops.linalg import Dot, MatMul
@@ -15,7 +15,7 @@ from graphc.rewrite.gemm import Gemm
 
 NATIVE = Mode("llvm", "fast_run")
 DEBUG = Mode("debug", "fast_run")
-pytestmark = pytest.mark.skipif(not blas.blas_available(), reason="SciPy's BLAS is not available")
+pytestmark = pytest.mark.skipif(not blas_source.blas_available(), reason="SciPy's BLAS is not available")
 
 RTOL = {"float32": 2e-5, "float64": 1e-12}
 
@@ -143,7 +143,7 @@ def test_integer_and_mixed_products_fall_back() -> None:
 
 
 def test_without_blas_numpy_computes(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(blas, "_present", False)
+    monkeypatch.setattr(blas_source, "_present", False)
     A, B = T.fmatrix("A"), T.fmatrix("B")
     fn = graphc.function([A, B], T.dot(A, B) + 1, mode=NATIVE)
     assert not {Dot, Gemm} & _native_types(fn)

@@ -10,12 +10,12 @@ import pytest
 
 import graphc
 import graphc.tensor as T
-from graphc.backend.llvm import blas, small_gemm
+from graphc.backend.llvm import blas, blas_source, small_gemm
 from graphc.compile.mode import Mode
 from graphc.rewrite.gemm import Gemm
 
 NATIVE = Mode("llvm", "fast_run")
-pytestmark = pytest.mark.skipif(not blas.blas_available(), reason="SciPy's BLAS is not available")
+pytestmark = pytest.mark.skipif(not blas_source.blas_available(), reason="SciPy's BLAS is not available")
 RTOL = {"float32": 3e-5, "float64": 1e-12}
 
 
@@ -148,18 +148,18 @@ def test_empty_and_odd_strides_keep_their_paths(fns: dict) -> None:
 def no_blas(monkeypatch: pytest.MonkeyPatch):
     """BLAS's cells emptied and the reference fallback made to fail: only native code may
     compute a product."""
-    saved = {r: c.value for r, c in blas._CELLS.items()}
+    saved = {r: c.value for r, c in blas_source._CELLS.items()}
 
     def reference_ran(*args: object) -> None:
         raise AssertionError("the reference computed the product")
 
     monkeypatch.setattr(blas, "run_node", reference_ran)
-    for c in blas._CELLS.values():
+    for c in blas_source._CELLS.values():
         c.value = 0
     try:
         yield
     finally:
-        for r, c in blas._CELLS.items():
+        for r, c in blas_source._CELLS.items():
             c.value = saved[r]
 
 
