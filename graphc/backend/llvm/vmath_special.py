@@ -15,7 +15,7 @@ import math
 from llvmlite import ir
 
 from graphc.backend.llvm.irutil import F32, F64, I32, I64, call_intr, fconst, fmuladd, horner, select_horner
-from graphc.backend.llvm.vmath import _clamp, _isnan, call_math, expm1_core, register
+from graphc.backend.llvm.vmath import _EXPM1_Q32, _clamp, _isnan, call_math, expm1_core, register
 
 # float32 tanh: expm1(2a) reduced as 2a = k*ln2 + 2h with |h| <= ln2/4, so a - k*ln2/2 is one
 # FMA (float32 ln2/2 is off by ~1e-9: k <= 29 moves e^(2a) by < 6e-8 relative where the
@@ -25,7 +25,7 @@ from graphc.backend.llvm.vmath import _clamp, _isnan, call_math, expm1_core, reg
 # near 0 (k = 0) e/(e+2) passes expm1's relative error on whole, and the unconstrained fit
 # made a few results 3 ulp off. The coefficients absorb the powers of 2 and the overall factor
 # 2 moves into 2^(k+1). All float32 inputs checked against a float64 reference: <= 2 ulp.
-_TANH_Q = [0.5, 0.1666654872072961, 0.041666854267850065, 0.00836603919287359, 0.001389821330834334]
+_TANH_Q = list(reversed(_EXPM1_Q32))  # ascending; exp (vmath) uses the same fit
 _TANH_QH = [q * 2.0 ** (i + 1) for i, q in enumerate(_TANH_Q)]  # (2h)^2 Q(2h) / 2 = h^2 * Q'(h)
 _MAGIC32 = 1.5 * 2.0 ** 23  # adding it rounds a float32 below 2^22 to an integer
 
