@@ -15,7 +15,7 @@ import pytest
 
 import graphc
 import graphc.tensor as T
-from graphc.backend.llvm import cache, entry, executor, jit
+from graphc.backend.llvm import cache, entry, executor, jit, kernel_parts
 from graphc.compile.mode import Mode
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -241,11 +241,11 @@ def test_prune_removes_least_recently_used(tmp_path: Path) -> None:
 
 def test_partition_is_deterministic_and_balanced() -> None:
     names = ["gck_a", "gck_b", "gck_c", "gcred_d", "gcblas_e", "gcpick_f"]
-    parts = cache.partition(names, 2)
-    assert parts == cache.partition(list(reversed(names)), 2)  # the names decide, not their order
+    parts = kernel_parts.partition(names, 2)
+    assert parts == kernel_parts.partition(list(reversed(names)), 2)  # the names decide, not their order
     assert sorted(sum(parts, [])) == sorted(names) and len(parts) == 2
-    assert cache.partition(["gck_a"], 4) == [["gck_a"]]  # one small kernel: one module
-    assert len(cache.partition(names, 1)) == 1
+    assert kernel_parts.partition(["gck_a"], 4) == [["gck_a"]]  # one small kernel: one module
+    assert len(kernel_parts.partition(names, 1)) == 1
 
 
 def test_pack_objects_round_trip() -> None:

@@ -186,14 +186,14 @@ _entries_lock = threading.Lock()
 def prepare(arities: set[int]) -> None:
     """Compile (through the compile cache, all at once) the shared entries of ``arities``
     this process does not have yet."""
-    from graphc.backend.llvm import cache
+    from graphc.backend.llvm import kernel_parts
 
     with _entries_lock:
         missing = sorted(n for n in arities if n not in _entries)
         if not missing or not available():
             return
         builders = {entry_name(n): (lambda m, n=n: build_entry(m, n)) for n in missing}
-        compiled, _ = cache.compile_kernels(builders, 0)  # optnone code: O0 costs ~half
+        compiled, _ = kernel_parts.compile_kernels(builders, 0)  # optnone code: O0 costs ~half
         if compiled is None:
             return
         for n in missing:

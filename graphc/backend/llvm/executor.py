@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from llvmlite import ir
 
-from graphc.backend.llvm import cache, gates, jit, parallel
+from graphc.backend.llvm import gates, jit, kernel_parts, parallel
 from graphc.backend.llvm.entry import ENTRIES
 from graphc.backend.llvm.expr import ScalarDAG, dag_for_node
 from graphc.backend.llvm.kernel import build_kernel, check_dag, kernel_name, pyarray_layout_ok
@@ -258,7 +258,7 @@ class LLVMProgram:
             else:
                 plans.append(plan)
         if builders:
-            compiled, failures = cache.compile_kernels(builders, self.opt)
+            compiled, failures = kernel_parts.compile_kernels(builders, self.opt)
             with _cache_lock:
                 if compiled is not None:
                     self.modules.append(compiled)

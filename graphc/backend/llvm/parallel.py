@@ -129,15 +129,15 @@ def _compile() -> dict[str, int] | None:
     try:
         import llvmlite.binding as llvm
 
-        from graphc.backend.llvm import cache
         from graphc.backend.llvm import entry as fast
+        from graphc.backend.llvm import kernel_parts
 
         if not fast.available():
             return None
         libc = ctypes.CDLL(None)
         llvm.add_symbol("syscall", ctypes.cast(libc.syscall, ctypes.c_void_p).value)
         llvm.add_symbol(POOL_CELL, ctypes.addressof(_cell))
-        compiled, _ = cache.compile_kernels({n: build_pool for n in NAMES}, OPT)
+        compiled, _ = kernel_parts.compile_kernels({n: build_pool for n in NAMES}, OPT)
         if compiled is None or any(n not in compiled.addresses for n in NAMES):
             return None
         _KEEP.append(compiled)

@@ -262,12 +262,12 @@ def interpreter() -> tuple[int, int] | None:
     if "addr" not in _interp:
         _interp["addr"] = None
         try:
-            from graphc.backend.llvm import cache
             from graphc.backend.llvm import entry as fast
+            from graphc.backend.llvm import kernel_parts
 
             off = _container_value_offset()
             if off is not None and fast.available():
-                compiled, _ = cache.compile_kernels({INTERP: lambda m: build_interpreter(m, off)}, 2)
+                compiled, _ = kernel_parts.compile_kernels({INTERP: lambda m: build_interpreter(m, off)}, 2)
                 if compiled is not None:
                     _interp["module"] = compiled
                     _interp["addr"] = (compiled.addresses[INTERP], off)
