@@ -25,7 +25,6 @@ checked against the output's dims.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -40,10 +39,8 @@ from graphc.backend.llvm.irutil import (
     I32,
     I64,
     NATIVE_DTYPES,
-    PTR,
     call_intr,
     cast,
-    fconst,
     is_float,
 )
 from graphc.backend.llvm.lowering import (
@@ -57,109 +54,17 @@ from graphc.backend.llvm.lowering import (
     new_kernel,
     register_lowering,
 )
+from graphc.backend.llvm.random_bits import cos_kernel, f64c, philox_fill, sin_kernel, u53
 from graphc.backend.reference import run_node
 from graphc.graph.basic import Apply
 from graphc.ops.random import TWO_PI, RandomVariable
 
 Runner = Callable[[list[Any]], list[Any]]
-I128 = ir.IntType(128)
 CHUNK = 256
 VERSION = 3  # bump when the generated code changes meaning
-PHILOX_M = (0xD2E7470EE14C6C93, 0xCA5A826395121157)
-PHILOX_W = (0x9E3779B97F4A7C15, 0xBB67AE8584CAA73B)
 # Samples from this many elements are split over the executor's threads (a round trip
 # costs ~50-80 us; a uniform element ~1-2 ns, a normal one ~3-5 ns).
 SPLIT_MIN = {"uniform": 1 << 18, "binomial": 1 << 18, "normal": 1 << 17}
-
-
-def _hex(hi: int, lo: int) -> float:
-    return struct.unpack(">d", struct.pack(">II", hi, lo))[0]
-
-
-# musl/fdlibm __sin/__cos kernel coefficients (exact bit patterns).
-_S = [_hex(0xBFC55555, 0x55555549), _hex(0x3F811111, 0x1110F8A6), _hex(0xBF2A01A0, 0x19C161D5),
-      _hex(0x3EC71DE3, 0x57B1FE7D), _hex(0xBE5AE5E6, 0x8A2B9CEB), _hex(0x3DE5D93A, 0x5ACFD57C)]
-_C = [_hex(0x3FA55555, 0x5555554C), _hex(0xBF56C16C, 0x16C15177), _hex(0x3EFA01A0, 0x19CB1590),
-      _hex(0xBE927E4F, 0x809C52AD), _hex(0x3E21EE9E, 0xBDB4B1C4), _hex(0xBDA8FAE9, 0xBE8838D4)]
-
-
-def _i64(v: int) -> ir.Constant:
-    return ir.Constant(I64, v - (1 << 64) if v >= 1 << 63 else v)
-
-
-def _d(v: float) -> ir.Constant:
-    return fconst(F64, v)
-
-
-# -- Philox ------------------------------------------------------------------------------
-def philox_fill(module: ir.Module) -> ir.Function:
-    """``void fill(u64 *buf, i64 block0, i64 nblocks, u64 k0, u64 k1, u64 trial)``: the words
-    of blocks ``block0 .. block0+nblocks-1`` of trial stream ``trial`` (counter
-    ``[block + 1, trial, 0, 0]``, key ``(k0, k1)``) to ``buf[0 .. 4*nblocks-1]``."""
-    fname = "gc.philox4x64.fill"
-    fn = module.globals.get(fname)
-    if fn is not None:
-        return fn
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64, I64, I64, I64, I64]), name=fname)
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    buf, block0, nblocks, k0, k1, trial = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    shift = ir.Constant(I128, 64)
-
-    def mulhilo(x: ir.Value, m: int) -> tuple[ir.Value, ir.Value]:
-        p = b.mul(b.zext(x, I128), ir.Constant(I128, m))
-        return b.trunc(b.lshr(p, shift), I64), b.trunc(p, I64)
-
-    def block(j: ir.Value) -> None:
-        c = [b.add(b.add(block0, j), c64(1)), trial, c64(0), c64(0)]
-        ka, kb = k0, k1
-        for r in range(10):
-            if r:
-                ka, kb = b.add(ka, _i64(PHILOX_W[0])), b.add(kb, _i64(PHILOX_W[1]))
-            hi0, lo0 = mulhilo(c[0], PHILOX_M[0])
-            hi1, lo1 = mulhilo(c[2], PHILOX_M[1])
-            c = [b.xor(b.xor(hi1, c[1]), ka), lo1, b.xor(b.xor(hi0, c[3]), kb), lo0]
-        base = b.shl(j, c64(2))
-        for w in range(4):
-            b.store(c[w], b.gep(buf, [b.add(base, c64(w))], source_etype=I64))
-
-    for_range(b, nblocks, block)
-    b.ret_void()
-    return fn
-
-
-def _u53(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    """``x`` (an i64 below 2**53 + 1) as an exact double, in two 32-bit halves through the
-    2**52 exponent trick (AVX2 has no vector int64 -> double conversion)."""
-    magic, two52 = c64(0x4330000000000000), _d(2.0 ** 52)
-    hi = b.fsub(b.bitcast(b.or_(b.lshr(x, c64(32)), magic), F64), two52)
-    lo = b.fsub(b.bitcast(b.or_(b.and_(x, c64(0xFFFFFFFF)), magic), F64), two52)
-    return b.fadd(b.fmul(hi, _d(2.0 ** 32)), lo)
-
-
-def _poly(b: ir.IRBuilder, z: ir.Value, coeffs: list[float]) -> ir.Value:
-    """``c0 + z*(c1 + z*(c2 + ...))`` with separate multiplies and adds, as the C source."""
-    acc = _d(coeffs[-1])
-    for c in reversed(coeffs[:-1]):
-        acc = b.fadd(_d(c), b.fmul(z, acc))
-    return acc
-
-
-def _sin_kernel(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    z = b.fmul(x, x)
-    v = b.fmul(z, x)
-    r = _poly(b, z, _S[1:])
-    return b.fadd(x, b.fmul(v, b.fadd(_d(_S[0]), b.fmul(z, r))))
-
-
-def _cos_kernel(b: ir.IRBuilder, x: ir.Value) -> ir.Value:
-    z = b.fmul(x, x)
-    w = b.fmul(z, z)
-    r = b.fadd(b.fmul(z, _poly(b, z, _C[:3])), b.fmul(b.fmul(w, w), _poly(b, z, _C[3:])))
-    hz = b.fmul(_d(0.5), z)
-    w = b.fsub(_d(1.0), hz)
-    return b.fadd(w, b.fadd(b.fsub(b.fsub(_d(1.0), w), hz), b.fmul(z, r)))
 
 
 # -- kernels -----------------------------------------------------------------------------
@@ -318,7 +223,7 @@ def _chunk_uniform(cx: _Ctx) -> Chunk:
         sh = _fill(b, fill, words, key, i, m, c64(0))
 
         def one(k: ir.Value) -> None:
-            u = b.fmul(_u53(b, _word(b, words, b.add(sh, k))), _d(2.0 ** -53))
+            u = b.fmul(u53(b, _word(b, words, b.add(sh, k))), f64c(2.0 ** -53))
             lo, d = fixed or params(oa, ob, k)
             out.store(cast(b, b.fadd(lo, b.fmul(d, u)), "float64", out.dtype), b.add(i, k))
 
@@ -337,14 +242,14 @@ def _chunk_normal(cx: _Ctx) -> Chunk:
     def pair(sh: ir.Value, q: ir.Value) -> None:
         w = b.add(sh, b.shl(q, c64(1)))
         x1, x2 = _word(b, words, w), _word(b, words, b.add(w, c64(1)))
-        u1 = b.fmul(_u53(b, b.add(x1, c64(1))), _d(2.0 ** -53))
-        u2 = b.fmul(_u53(b, x2), _d(2.0 ** -53))
-        rad = call_intr(b, "sqrt", b.fmul(_d(-2.0), vmath.call_math(b, "log", u1)))
-        quad = call_intr(b, "roundeven", b.fmul(_d(4.0), u2))
-        theta = b.fmul(b.fsub(u2, b.fmul(_d(0.25), quad)), _d(TWO_PI))
-        s, c = _sin_kernel(b, theta), _cos_kernel(b, theta)
+        u1 = b.fmul(u53(b, b.add(x1, c64(1))), f64c(2.0 ** -53))
+        u2 = b.fmul(u53(b, x2), f64c(2.0 ** -53))
+        rad = call_intr(b, "sqrt", b.fmul(f64c(-2.0), vmath.call_math(b, "log", u1)))
+        quad = call_intr(b, "roundeven", b.fmul(f64c(4.0), u2))
+        theta = b.fmul(b.fsub(u2, b.fmul(f64c(0.25), quad)), f64c(TWO_PI))
+        s, c = sin_kernel(b, theta), cos_kernel(b, theta)
         ns_, nc = b.fneg(s), b.fneg(c)
-        q1, q2, q3 = (b.fcmp_ordered("==", quad, _d(v)) for v in (1.0, 2.0, 3.0))
+        q1, q2, q3 = (b.fcmp_ordered("==", quad, f64c(v)) for v in (1.0, 2.0, 3.0))
         cos_ = b.select(q1, ns_, b.select(q2, nc, b.select(q3, s, c)))
         sin_ = b.select(q1, c, b.select(q2, ns_, b.select(q3, nc, s)))
         zo = b.shl(q, c64(1))
@@ -375,9 +280,9 @@ def _binomial_param(b: ir.IRBuilder, n: ir.Value, p: ir.Value,
     ``x * 2**-53 < p`` exactly when the 53-bit integer ``x`` is below the threshold."""
     n = _to_i64(b, n, n_dt)
     p = _to_f64(b, p)
-    ok = b.and_(b.and_(b.fcmp_ordered(">=", p, _d(0.0)), b.fcmp_ordered("<=", p, _d(1.0))),
+    ok = b.and_(b.and_(b.fcmp_ordered(">=", p, f64c(0.0)), b.fcmp_ordered("<=", p, f64c(1.0))),
                 b.icmp_signed(">=", n, c64(0)))
-    thr = b.fptosi(call_intr(b, "ceil", b.fmul(b.select(ok, p, _d(0.0)), _d(2.0 ** 53))), I64)
+    thr = b.fptosi(call_intr(b, "ceil", b.fmul(b.select(ok, p, f64c(0.0)), f64c(2.0 ** 53))), I64)
     return n, thr, ok
 
 
