@@ -91,7 +91,8 @@ def test_concurrent_processes_do_not_corrupt_each_other(tmp_path: Path) -> None:
     assert entries  # one, unless graphc's sources changed meanwhile (another key)
     parts = tmp_path / "llvm" / cache.PARTS
     files = [*(tmp_path / "llvm").iterdir(), *(parts.iterdir() if parts.is_dir() else ())]
-    assert not [p for p in files if p.suffix not in (cache.SUFFIX, ".idx") and p != parts]  # no temp left
+    assert not [p for p in files if p.suffix not in (cache.SUFFIX, ".idx", cache.FINGERPRINT_SUFFIX)
+                and p != parts]  # no temp left
     for path in entries:
         cache.decode(path.read_bytes(), path.name[: -len(cache.SUFFIX)])  # whole, valid entries
     again = _run(tmp_path)
@@ -307,3 +308,38 @@ def test_a_new_function_reuses_the_kernels_other_functions_compiled(
     np.testing.assert_array_equal(third(a, b)[3], second(a, b)[3])
     assert cache.clear() >= 3  # whole entries and parts
     assert not list((fresh / "llvm" / cache.PARTS).iterdir())
+
+
+def _content_fingerprint() -> str:
+    import hashlib
+    import os
+
+    root = Path(cache.__file__).resolve().parents[2]  # graphc/
+    files = []
+    for folder, dirs, names in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
+        rel = Path(folder).relative_to(root).as_posix() if Path(folder) != root else "."
+        files += [(f"{rel}/{n}", Path(folder) / n) for n in names if n.endswith(".py")]
+    h = hashlib.sha256()
+    for rel, path in sorted(files):
+        h.update(rel.encode() + b"\0" + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_code_fingerprint_is_the_sources_hash_with_or_without_its_memo(fresh: Path) -> None:
+    want = _content_fingerprint()
+    cache.code_fingerprint.cache_clear()
+    try:
+        assert cache.code_fingerprint() == want  # computed, and its memo written
+        memos = list((fresh / "llvm").glob("*" + cache.FINGERPRINT_SUFFIX))
+        assert len(memos) == 1 and memos[0].read_text() == want
+        cache.code_fingerprint.cache_clear()
+        memos[0].write_text("f" * 64)  # a memo is trusted while the sources' stamps match
+        assert cache.code_fingerprint() == "f" * 64
+        memos[0].write_text("truncated")  # not a digest: computed again
+        cache.code_fingerprint.cache_clear()
+        assert cache.code_fingerprint() == want
+        cache.clear()
+        assert not list((fresh / "llvm").glob("*" + cache.FINGERPRINT_SUFFIX))
+    finally:
+        cache.code_fingerprint.cache_clear()

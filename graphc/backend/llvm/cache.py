@@ -44,6 +44,7 @@ log = logging.getLogger("graphc.cache")
 MAGIC = b"GRAPHC-KERNELS-1\n"
 FORMAT = 2
 SUFFIX = ".gco"
+FINGERPRINT_SUFFIX = ".fp"  # code_fingerprint's memo files
 _HEADER = len(MAGIC) + 32 + 4  # magic, sha256 of the rest, length of the JSON metadata
 PARTS = "parts"  # subdirectory of the parts' entries and the kernels' index files
 MAX_BYTES = 1 << 30  # beyond this, least recently used entries are removed (after each write)
@@ -80,19 +81,41 @@ def unpack_ir(blob: bytes) -> tuple[str | None, str | None]:
 
 @functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
-    """SHA-256 of graphc's Python sources: any change to a code generator changes the key."""
+    """SHA-256 of graphc's Python sources: any change to a code generator changes the key.
+
+    Reading every source costs 1-2 ms per process; the hash is kept in the cache
+    directory under the sources' sizes and modification times (what Python's own
+    bytecode cache trusts), so a process finding them unchanged only stats the files.
+    """
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # graphc/
     files = []
     for folder, dirs, names in os.walk(root):
         dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
         rel = os.path.relpath(folder, root).replace(os.sep, "/")
         files += [(f"{rel}/{n}", os.path.join(folder, n)) for n in names if n.endswith(".py")]
+    files.sort()
+    stamp = hashlib.sha256()
+    for rel, path in files:
+        st = os.stat(path)
+        stamp.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\0".encode())
+    d = cache_directory()
+    memo = None if d is None else d / f"code-{stamp.hexdigest()[:32]}{FINGERPRINT_SUFFIX}"
+    if memo is not None:
+        try:
+            known = memo.read_text()
+        except OSError:
+            known = ""
+        if len(known) == 64:
+            return known
     h = hashlib.sha256()
-    for rel, path in sorted(files):
+    for rel, path in files:
         h.update(rel.encode() + b"\0")
         with open(path, "rb") as f:
             h.update(f.read())
-    return h.hexdigest()
+    digest = h.hexdigest()
+    if memo is not None:
+        write_atomically(memo, digest.encode(), "code fingerprint")
+    return digest
 
 
 @functools.lru_cache(maxsize=1)
@@ -275,7 +298,7 @@ def clear() -> int:
     count = 0
     parts = d / PARTS
     for p in [*d.iterdir(), *(parts.iterdir() if parts.is_dir() else ())]:
-        if p.suffix in (SUFFIX, ".idx"):
+        if p.suffix in (SUFFIX, ".idx", FINGERPRINT_SUFFIX):
             try:
                 p.unlink()
                 count += p.suffix == SUFFIX
