@@ -153,6 +153,7 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
     from graphc.backend.llvm.scalar import Unsupported
 
     builds, texts, groups = jit.Builds(), [], []
+    arities: set[int] = set()  # of the fast entries the kernels need
     for part, part_opt in _parts_and_pipelines(list(builders), opt):
         module = ir.Module(name="graphc")
         here, failed = [], {}
@@ -170,11 +171,14 @@ def _build_parts(builders: Mapping[str, Callable[[ir.Module], object]], opt: int
         # Kernels a shared fast entry can call (graphc.backend.llvm.entry), with their arity.
         arity = {n: fast.kernel_arrays(module, n) for n in here} if fast.available() else {}
         part_entries = [f"{n}:{k}" for n, k in arity.items() if k is not None]
-        fast.prepare_soon({k for k in arity.values() if k is not None})
+        arities.update(k for k in arity.values() if k is not None)
         if here:  # compiles in a thread while the next part's IR is generated
             texts.append(jit.module_text(module))
             builds.start(texts[-1], part_opt)
         groups.append((here, failed, part_entries, part_opt))
+    # All at once, beside the parts' compiles: one module of entries (one engine to load
+    # when warm, ~1.5 ms each), not one per part.
+    fast.prepare_soon(arities)
     compiled = None
     if texts:
         symbols = [n for here, _, _, _ in groups for n in here]
