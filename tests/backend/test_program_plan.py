@@ -14,6 +14,7 @@ import pytest
 import graphc
 import graphc.tensor as T
 from graphc.backend.llvm import entry, plan
+from graphc.compile import compiled_function
 from graphc.compile import function as function_module
 from graphc.compile.mode import Mode
 from graphc.config import config
@@ -24,7 +25,7 @@ pytestmark = pytest.mark.skipif(not entry.available() or plan.interpreter() is N
 
 
 def _no_plans(fn: function_module.Function) -> function_module.Function:
-    fn._plan_builds = function_module._MAX_PLAN_BUILDS
+    fn._plan_builds = compiled_function._MAX_PLAN_BUILDS
     fn._record_in = -1
     return fn
 
