@@ -25,6 +25,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from timing import in_blocks  # noqa: E402 -- benchmarks/timing.py, beside this script
+
 
 def timeit(fn: Callable[[], object], repeat: int) -> float:
     fn()  # warm up (and compile, for the JITs)
@@ -50,20 +52,6 @@ def numpy_out(x: np.ndarray, y: np.ndarray, z: np.ndarray) -> Callable[[], objec
         return np.add(a, b, out=a)
 
     return run
-
-
-def in_blocks(fns: dict[str, Callable[[], object]], repeat: int, block: int = 3) -> dict[str, float]:
-    """Median time of each function, the functions taking turns in blocks of ``block`` calls."""
-    for f in fns.values():
-        f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    while min(len(t) for t in times.values()) < repeat:
-        for name, f in fns.items():
-            for _ in range(block):
-                t0 = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - t0)
-    return {k: float(np.median(v)) for k, v in times.items()}
 
 
 def graphc_fn(x: np.ndarray, y: np.ndarray, z: np.ndarray,
@@ -166,7 +154,7 @@ def main() -> None:
         rows = {"NumPy": numpy_plain(x, y, z), "NumPy (out=)": numpy_out(x, y, z), **variants}
         rows.update(peers(x, y, z))
         base = timeit(rows["NumPy"], args.repeat)
-        measured = in_blocks(variants, args.repeat)
+        measured = in_blocks(variants, max(1, args.repeat // 3))
         for name, fn in rows.items():
             t = base if name == "NumPy" else measured[name] if name in measured else timeit(fn, args.repeat)
             print(f"{size:>10.0e}  {name:<18}{t * 1e3:>8.2f}{base / t:>9.2f}x")

@@ -21,6 +21,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from timing import in_blocks  # noqa: E402 -- benchmarks/timing.py, beside this script
+
 
 def graphc_fn(x: np.ndarray, y: np.ndarray) -> tuple[Callable[[], object], float]:
     import graphc
@@ -65,34 +67,6 @@ def peers(x: np.ndarray, y: np.ndarray) -> dict[str, Callable[[], object]]:
     except Exception:
         pass
     return found
-
-
-def in_blocks(rows: dict[str, Callable[[], object]], repeat: int, rounds: int = 3,
-              settle: float = 0.2) -> dict[str, float]:
-    """Median time per contender over ``rounds`` blocks of ``repeat`` consecutive calls.
-
-    Blocks, not one call each in turn: NumPy, SciPy (graphc's BLAS) and XLA each keep a
-    pool of BLAS threads that spin for a while after a call, so calling them in turn on
-    2 cores mostly measures their pools fighting. Each block starts with ``settle``
-    seconds of calls that are not counted (at least two): OpenBLAS's idle threads spin
-    for ~0.1 s after the previous contender's last call (its THREAD_TIMEOUT, 2^28
-    cycles), which otherwise slowed the first ~15 calls of the next block at n = 1024.
-    Rounds alternate, so a drifting load hits all.
-    """
-    for fn in rows.values():
-        fn()  # warm up (and compile, for the JITs)
-    times: dict[str, list[float]] = {name: [] for name in rows}
-    for _ in range(rounds):
-        for name, fn in rows.items():
-            start, k = time.perf_counter(), 0
-            while k < 2 or time.perf_counter() - start < settle:
-                fn()
-                k += 1
-            for _ in range(repeat):
-                t0 = time.perf_counter()
-                fn()
-                times[name].append(time.perf_counter() - t0)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
 def main() -> None:

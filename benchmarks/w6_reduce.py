@@ -14,30 +14,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Callable
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from timing import in_blocks  # noqa: E402 -- benchmarks/timing.py, beside this script
+
 Fn = Callable[[], object]
-
-
-def in_blocks(fns: dict[str, Fn], repeat: int, block: int = 3, stat: str = "median") -> dict[str, float]:
-    """Median (or minimum) time of each function, the functions taking turns in blocks of
-    ``block`` calls (load changes on a shared machine then hit every contender alike)."""
-    for f in fns.values():
-        f()  # warm up / compile
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    while min(len(t) for t in times.values()) < repeat:
-        for name, f in fns.items():
-            for _ in range(block):
-                t0 = time.perf_counter()
-                f()
-                times[name].append(time.perf_counter() - t0)
-    agg = np.min if stat == "min" else np.median
-    return {k: float(agg(v)) for k, v in times.items()}
 
 
 def graphc_pair(build: Callable[..., object], inputs: list[object],
@@ -142,7 +127,7 @@ def main() -> None:
         jx = jax_fn(jfn, arrays)
         if jx is not None:
             fns["JAX"] = jx
-        t = in_blocks(fns, args.repeat, stat=args.stat)
+        t = in_blocks(fns, max(1, args.repeat // 3), stat=args.stat)
         base = t["NumPy"]
         row = f"{label:<26}{base * 1e3:>9.3f}"
         for k in ("graphc", "graphc 1T", "JAX"):
