@@ -197,18 +197,25 @@ def _write(b: ir.IRBuilder, v: _Vec, res: ir.Value, tmp: ir.Value, o: ir.Value, 
             _loop(b, imin(b, count, i64c(v.lanes)), one, start=lo)
 
 
-def build_rows(module: ir.Module, dtype: str) -> ir.Function:
-    """``C += / = alpha * A @ B`` vectorized along C's columns (see the module docstring)."""
+def _loop_form(module: ir.Module, dtype: str, kind: str) -> tuple[ir.Function, ir.IRBuilder, _Vec]:
+    """An internal ``void gc_small_<kind>.<s|d>(m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, C,
+    sc0, sc1, i1 accumulate, ptr buf)``, its entry builder and vector helpers."""
     t = reg_type(dtype)
     fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, I64, t, PTR, I64, I64, PTR, I64, I64,
                                                              PTR, I64, I64, I1, PTR]),
-                     name=f"gc_small_rows.{LETTER[dtype]}")
+                     name=f"gc_small_{kind}.{LETTER[dtype]}")
     fn.linkage = "internal"
     fn.attributes.add("nounwind")
     fn.attributes.add("noinline")
-    m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, O, so0, so1, acc, buf = fn.args
     b = ir.IRBuilder(fn.append_basic_block("entry"))
-    v = _Vec(b, dtype)
+    return fn, b, _Vec(b, dtype)
+
+
+def build_rows(module: ir.Module, dtype: str) -> ir.Function:
+    """``C += / = alpha * A @ B`` vectorized along C's columns (see the module docstring)."""
+    fn, b, v = _loop_form(module, dtype, "rows")
+    t = reg_type(dtype)
+    m, n, k, alpha, A, sa0, sa1, B, sb0, sb1, O, so0, so1, acc, buf = fn.args
     L, NR = v.lanes, CB * v.lanes
     kc_max = BUF_BYTES // (NR * v.size)
     accbuf = b.alloca(ir.ArrayType(v.vt, RB * CB), name="accs")
@@ -328,16 +335,9 @@ def _loop_var(b: ir.IRBuilder, n: ir.Value, step: ir.Value, body: Callable[[ir.V
 def build_dots(module: ir.Module, dtype: str) -> ir.Function:
     """``C += / = alpha * A @ B`` for ``n <= SMALL`` and A unit-stride along k: dot
     products vectorized along k (see the module docstring)."""
+    fn, b, v = _loop_form(module, dtype, "dots")
     t = reg_type(dtype)
-    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [I64, I64, I64, t, PTR, I64, I64, PTR, I64, I64,
-                                                             PTR, I64, I64, I1, PTR]),
-                     name=f"gc_small_dots.{LETTER[dtype]}")
-    fn.linkage = "internal"
-    fn.attributes.add("nounwind")
-    fn.attributes.add("noinline")
     m, n, k, alpha, A, sa0, _sa1, B, sb0, sb1, O, so0, so1, acc, buf = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    v = _Vec(b, dtype)
     L = v.lanes
     kc_max = (BUF_BYTES // v.size - L) // SMALL // L * L  # room to shift the packed rows
     nacc = DB_ROWS * DB_COLS
